@@ -1,0 +1,61 @@
+"""The contract every Glow bijector follows, and the data-dependent-init switch."""
+import contextlib
+
+import tensorflow_probability as tfp
+
+tfb = tfp.bijectors
+
+
+class FlowBijector(tfb.Bijector):
+    """A TFP bijector on [N, H, W, C] events written as two fused methods, side by side:
+
+    - `decode(z) -> (x, fldj)`: TFP's forward (latent -> image), the original's `reverse=True` branch;
+    - `encode(x) -> (z, ildj)`: TFP's inverse (image -> latent), the original's `reverse=False` branch,
+      whose log-det is the original's `logdet` increment.
+
+    The model calls `encode`/`decode` directly (one pass gives value and log-det); TFP's
+    `forward`, `inverse` and their log-det methods are derived from them. Log-dets have shape [N]
+    or are scalars that broadcast to it.
+    """
+
+    def __init__(self, name, event_ndims=3):
+        super().__init__(forward_min_event_ndims=event_ndims, inverse_min_event_ndims=event_ndims,
+                         validate_args=False, name=name)
+
+    def encode(self, x, **condition):
+        raise NotImplementedError
+
+    def decode(self, z, **condition):
+        raise NotImplementedError
+
+    def _forward(self, z, **condition):
+        return self.decode(z, **condition)[0]
+
+    def _inverse(self, x, **condition):
+        return self.encode(x, **condition)[0]
+
+    def _forward_log_det_jacobian(self, z, **condition):
+        return self.decode(z, **condition)[1]
+
+    def _inverse_log_det_jacobian(self, x, **condition):
+        return self.encode(x, **condition)[1]
+
+
+class _DataDependentInit:
+    """While active, every ActNorm that is not yet initialised sets itself from its input."""
+
+    active = False
+
+
+@contextlib.contextmanager
+def data_dependent_init():
+    """The original's `arg_scope([get_variable_ddi, actnorm], init=True)`, as a context (eager only)."""
+    previous, _DataDependentInit.active = _DataDependentInit.active, True
+    try:
+        yield
+    finally:
+        _DataDependentInit.active = previous
+
+
+def ddi_active():
+    return _DataDependentInit.active
