@@ -16,9 +16,9 @@ InvertibleConv1x1 (LU: InvertibleConv1x1LU); reverse_features / shuffle_features
 ReverseChannels / ShuffleChannels; f -> CouplingNetwork; squeeze2d -> Squeeze; split2d +
 split2d_prior -> Split; prior -> TopPrior; hps -> GlowConfig; eps -> eps (standardised latents).
 """
-from glow_tf.checkpoint import load_original_checkpoint, original_variable_map
+from glow_tf.checkpoint import find_checkpoint, load_original_checkpoint, load_run, original_variable_map
 from glow_tf.config import COUPLINGS, PERMUTATIONS, GlowConfig
 from glow_tf.model import FlowStep, Glow, GlowBijector
 
-__all__ = ["Glow", "GlowConfig", "GlowBijector", "FlowStep", "load_original_checkpoint",
+__all__ = ["Glow", "GlowConfig", "GlowBijector", "FlowStep", "load_original_checkpoint", "load_run", "find_checkpoint",
            "original_variable_map", "PERMUTATIONS", "COUPLINGS"]

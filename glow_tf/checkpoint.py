@@ -1,4 +1,6 @@
-"""Loading checkpoints written by the original release (TF1 `tf.train.Saver`, openai/glow)."""
+"""Checkpoints: loading the original release's (TF1 `tf.train.Saver`, openai/glow) and this project's runs."""
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -95,3 +97,60 @@ def load_original_checkpoint(prefix, config, polyak=False):
         if isinstance(module, ActNorm):
             module.initialized.assign(True)
     return glow
+
+
+# --- this project's own runs ---------------------------------------------------------------------
+# A run directory (train.py --logdir) holds `config.json` (the GlowConfig) and two
+# tf.train.CheckpointManager folders, `checkpoints/` (the latest few) and `best/` (best test loss),
+# each with a copy of config.json. Checkpoints are objects `tf.train.Checkpoint(model=glow,
+# optimizer=..., progress=...)`; TF writes them to temporary files and renames, and the manager's
+# state file is replaced atomically, so a crash mid-save leaves the previous checkpoint intact.
+CONFIG_NAME = "config.json"
+CHECKPOINT_DIRS = {"latest": "checkpoints", "best": "best"}
+
+
+def find_checkpoint(path, which="latest"):
+    """The checkpoint prefix for `path`: a run directory (its latest or best checkpoint), a
+    checkpoint folder, or a checkpoint prefix itself. Raises FileNotFoundError naming what is missing."""
+    if which not in CHECKPOINT_DIRS:
+        raise ValueError(f"which={which!r}; expected one of {sorted(CHECKPOINT_DIRS)}")
+    if os.path.isdir(path):
+        for folder in (os.path.join(path, CHECKPOINT_DIRS[which]), path):
+            prefix = tf.train.latest_checkpoint(folder)
+            if prefix:
+                return prefix
+        raise FileNotFoundError(f"no {which} checkpoint in {path!r} (looked in {CHECKPOINT_DIRS[which]}/ and the "
+                                f"folder itself); train first, or pass a checkpoint prefix")
+    if tf.io.gfile.exists(path + ".index"):
+        return path
+    raise FileNotFoundError(f"no checkpoint at {path!r}: expected a run directory or a checkpoint prefix "
+                            f"(the path without .index)")
+
+
+def find_config(path):
+    """The GlowConfig saved with a run: config.json beside the checkpoint, in its folder or above."""
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    for candidate in (folder, os.path.dirname(folder)):
+        f = os.path.join(candidate, CONFIG_NAME)
+        if os.path.exists(f):
+            return GlowConfig.load(f)
+    raise FileNotFoundError(f"no {CONFIG_NAME} found for {path!r} (looked in {folder!r} and its parent)")
+
+
+def load_run(path, which="latest", polyak=False):
+    """(glow, checkpoint prefix) for a run of train.py: the config saved with it and the weights of
+    its latest (or best) checkpoint. `polyak=True` loads the Polyak averages kept by the optimiser."""
+    from glow_tf.optim import Optimizer  # noqa: PLC0415 (the model itself does not need the optimiser)
+
+    prefix = find_checkpoint(path, which)
+    glow = Glow(find_config(prefix))
+    if polyak:
+        optimizer = Optimizer(glow.trainable_variables, beta2=0.5)  # decay is irrelevant to a restore
+        tf.train.Checkpoint(model=glow, optimizer=optimizer).restore(prefix).expect_partial()
+        for param, average in zip(glow.trainable_variables, optimizer.ema):
+            param.assign(average)
+    else:
+        tf.train.Checkpoint(model=glow).restore(prefix).expect_partial()
+    if not glow.is_initialized:
+        raise ValueError(f"checkpoint {prefix!r} holds a model whose actnorms were never initialised")
+    return glow, prefix

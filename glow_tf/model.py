@@ -17,7 +17,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from glow_tf.bijectors.actnorm import ActNorm
-from glow_tf.bijectors.base import FlowBijector, data_dependent_init
+from glow_tf.bijectors.base import FlowBijector, data_dependent_init, ddi_active
 from glow_tf.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from glow_tf.bijectors.invertible_conv import InvertibleConv1x1, InvertibleConv1x1LU
 from glow_tf.bijectors.permutations import ReverseChannels, ShuffleChannels
@@ -95,6 +95,9 @@ class Glow(tf.Module):
         if not isinstance(config, GlowConfig):
             raise TypeError(f"config must be a GlowConfig, got {type(config).__name__}")
         self.config = config
+        # Recompute each flow step's activations in the backward pass instead of keeping them
+        # (the original's --gradient_checkpointing 1, there via memory_saving_gradients).
+        self.gradient_checkpointing = False
         rng = np.random.RandomState(seed)
         with self.name_scope:
             shapes = config.level_shapes
@@ -142,9 +145,10 @@ class Glow(tf.Module):
         z = squeeze2d(x)
         log_det = tf.zeros([tf.shape(x)[0]])
         eps = []
+        recompute = self.gradient_checkpointing and not ddi_active()
         for level in self.levels:
             for step in level.steps:
-                z, ld = step.encode(z)
+                z, ld = tf.recompute_grad(step.encode)(z) if recompute else step.encode(z)
                 log_det += ld
             if level.split is not None:
                 z1, z2 = tf.split(z, 2, axis=-1)
@@ -152,7 +156,7 @@ class Glow(tf.Module):
                 eps.append(e)
                 log_det += ld
                 z = squeeze2d(z1)
-        e, ld = self.top_prior.encode(z, y=y)
+        e, ld = self.top_prior.encode(z, labels=y)
         eps.append(e)
         return eps, log_det + ld, z
 
@@ -160,7 +164,7 @@ class Glow(tf.Module):
         """(x, log-det of the decode map) for a list of eps, top last: the original's `decoder`."""
         eps = self._as_eps_list(eps)
         y = self._check_labels(y, eps[-1])
-        z, log_det = self.top_prior.decode(eps[-1], y=y)
+        z, log_det = self.top_prior.decode(eps[-1], labels=y)
         for i in reversed(range(len(self.levels))):
             level = self.levels[i]
             if level.split is not None:
@@ -174,13 +178,13 @@ class Glow(tf.Module):
         return unsqueeze2d(z), log_det
 
     # --- the public surface -----------------------------------------------------------------------
-    def encode(self, x, y=None, noise=None):
+    def encode(self, x, y=None, noise=None, seed=None):
         """uint8 images -> standardised latents eps, one per level (the original's f_encode).
 
         As in the original, the input is dequantised with fresh U(0, 1/n_bins) noise unless `noise`
-        is given.
+        (or a `seed` for it) is given.
         """
-        return self.encode_dequantized(self.dequantize(x, noise), y)[0]
+        return self.encode_dequantized(self.dequantize(x, noise, seed), y)[0]
 
     def decode(self, eps, y=None):
         """eps (a list per level or the flat [N, D] vector) -> images in model space [-0.5, 0.5).
@@ -209,7 +213,7 @@ class Glow(tf.Module):
         """n images in model space at a temperature applied at the top AND every split (f_sample)."""
         return self.decode(self.sample_eps(n, temperature, seed), y)
 
-    def objective(self, x, y=None, noise=None):
+    def objective(self, x, y=None, noise=None, seed=None):
         """The original's per-image objective (model.py:_f_loss), in bits, as a dict of [N] tensors.
 
         - `bits_x`: `-(log p(x + noise) - D log n_bins) / (D log 2)`;
@@ -217,9 +221,11 @@ class Glow(tf.Module):
         - `loss`: `bits_x + weight_y * bits_y`;
         - `pred_loss`: classification error (ones without the head, as the original logs);
         - `y_logits` [N, n_y]: only with the head.
+
+        The dequantisation noise is `noise` when given, else drawn (statelessly from `seed` if given).
         """
         cfg = self.config
-        z = self.dequantize(x, noise)
+        z = self.dequantize(x, noise, seed)
         eps, log_det, z_top = self.encode_dequantized(z, y)
         log_p = log_det + tf.add_n([_normal_log_prob(e) for e in eps])
         objective = log_p - cfg.n_dims * math.log(cfg.n_bins)
@@ -238,7 +244,7 @@ class Glow(tf.Module):
         out["loss"] = bits_x + cfg.weight_y * out["bits_y"]
         return out
 
-    def initialize(self, x, y=None, noise=None):
+    def initialize(self, x, y=None, noise=None, seed=None):
         """Data-dependent init (the original's `init=True` pass) on a batch of uint8 images.
 
         One eager encode pass in which every actnorm, in order, sets itself to give zero mean and
@@ -249,7 +255,7 @@ class Glow(tf.Module):
         if not tf.executing_eagerly():
             raise RuntimeError("Glow.initialize runs eagerly (it assigns layer by layer); call it outside tf.function")
         with data_dependent_init():
-            return self.objective(x, y, noise)["bits_x"]
+            return self.objective(x, y, noise, seed)["bits_x"]
 
     @property
     def is_initialized(self):
@@ -327,17 +333,29 @@ class GlowBijector(tfb.Bijector):
         super().__init__(forward_min_event_ndims=1, inverse_min_event_ndims=3, validate_args=False,
                          name="glow_bijector")
 
+    @staticmethod
+    def _one_batch_dim(value, event_ndims, fn):
+        """fn (on [N, *event]) applied to value [*batch, *event]: the model takes exactly one batch
+        dimension, while TFP passes none (`distribution().sample()`) or several (`sample([2, 3])`)."""
+        value = tf.convert_to_tensor(value, tf.float32)
+        rank = value.shape.rank
+        if rank == event_ndims + 1:
+            return fn(value)
+        out = fn(tf.reshape(value, [-1, *value.shape[rank - event_ndims:]]))
+        return tf.reshape(out, tf.concat([tf.shape(value)[:rank - event_ndims], tf.shape(out)[1:]], axis=0))
+
     def _forward(self, eps):
-        return self._glow.decode_with_log_det(eps, self._y)[0]
+        return self._one_batch_dim(eps, 1, lambda e: self._glow.decode_with_log_det(e, self._y)[0])
 
     def _inverse(self, x):
-        return self._glow.flatten_eps(self._glow.encode_dequantized(x, self._y)[0])
+        return self._one_batch_dim(
+            x, 3, lambda v: self._glow.flatten_eps(self._glow.encode_dequantized(v, self._y)[0]))
 
     def _forward_log_det_jacobian(self, eps):
-        return self._glow.decode_with_log_det(eps, self._y)[1]
+        return self._one_batch_dim(eps, 1, lambda e: self._glow.decode_with_log_det(e, self._y)[1])
 
     def _inverse_log_det_jacobian(self, x):
-        return self._glow.encode_dequantized(x, self._y)[1]
+        return self._one_batch_dim(x, 3, lambda v: self._glow.encode_dequantized(v, self._y)[1])
 
     def _forward_event_shape(self, shape):
         cfg = self._glow.config

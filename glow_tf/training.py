@@ -1,0 +1,151 @@
+"""The pieces of train.py that are not the loop itself: the compiled steps, run state, logs, samples.
+
+Ports openai train.py's helpers (utils.ResultLogger, the sample grids of init_visualizations) and
+model.py's train/test ops, with what exact resume needs: every random draw of a run (dequantisation
+noise, samples) is stateless, keyed by (seed, rank, stream, counter), so a run restarted from a
+checkpoint at step s draws exactly what an uninterrupted run draws from step s on.
+"""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from glow_tf.images import grid, save_grid
+
+# Independent random streams of one worker.
+TRAIN_NOISE, TEST_NOISE, SAMPLES, INIT_NOISE = 0, 1, 2, 3
+# The original's sample temperatures (train.py:draw_samples).
+SAMPLE_TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+STAT_NAMES = ("loss", "bits_x", "bits_y", "pred_loss")  # the original's process_results order
+
+
+def stream_seed(seed, stream, counter):
+    """A stateless-RNG seed [2] for draw `counter` of `stream` of the worker whose seed is `seed`."""
+    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
+    return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
+
+
+class RunState(tf.Module):
+    """Counters saved with every checkpoint; restoring them is what makes a resume exact."""
+
+    def __init__(self):
+        super().__init__(name="run_state")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # = train batches consumed
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")  # last completed epoch
+        self.n_processed = tf.Variable(0, dtype=tf.int64, trainable=False, name="n_processed")  # anchored images
+        self.n_images = tf.Variable(0, dtype=tf.int64, trainable=False, name="n_images")  # real images
+        self.train_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_time")
+        self.best_test_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_test_loss")
+        self.n_nonfinite = tf.Variable(0, dtype=tf.int64, trainable=False, name="n_nonfinite")
+
+
+def make_train_step(glow, optimizer, dist, seed, jit=False):
+    """One optimisation step (the original's model.train): objective, gradients averaged over workers,
+    the update (skipped, state untouched, when the loss or any gradient is not finite).
+
+    Returns the worker-averaged batch means of STAT_NAMES, the global gradient norm and `finite`.
+    """
+    params = glow.trainable_variables
+
+    def step(x, y, lr, counter):
+        with tf.GradientTape() as tape:
+            stats = glow.objective(x, y, seed=stream_seed(seed, TRAIN_NOISE, counter))
+            loss = tf.reduce_mean(stats["loss"])
+        grads = dist.allreduce_mean(tape.gradient(loss, params))
+        means = dist.allreduce_mean([tf.reduce_mean(stats[k]) for k in STAT_NAMES])
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in [*grads, *means]])
+        optimizer.apply(grads, lr, skip=tf.logical_not(finite))
+        return tf.stack(means), tf.linalg.global_norm(grads), finite
+
+    return tf.function(step, jit_compile=jit, reduce_retracing=True)
+
+
+def make_test_step(glow, dist, seed):
+    """Batch means of STAT_NAMES on test data, averaged over workers (the original's model.test)."""
+
+    def step(x, y, counter):
+        stats = glow.objective(x, y, seed=stream_seed(seed, TEST_NOISE, counter))
+        return tf.stack(dist.allreduce_mean([tf.reduce_mean(stats[k]) for k in STAT_NAMES]))
+
+    return tf.function(step, reduce_retracing=True)
+
+
+def make_sampler(glow, seed):
+    """sampler(y, temperature, counter) -> uint8 images, with stateless noise (the original's f_sample)."""
+
+    @tf.function(reduce_retracing=True)
+    def sample(y, temperature, counter):
+        n = tf.shape(y)[0]
+        eps = glow.sample_eps(n, temperature, seed=stream_seed(seed, SAMPLES, counter))
+        return glow.postprocess(glow.decode(eps, y if glow.config.ycond else None))
+
+    return sample
+
+
+def draw_samples(sampler, config, epoch, batch_size):
+    """The original's draw_samples: one grid per temperature in SAMPLE_TEMPERATURES, each column a class.
+
+    10x10 grids up to 64px images, 4x4 above; sampled in chunks of `batch_size`. Returns a list of
+    uint8 grids, one per temperature.
+    """
+    side = 10 if config.image_size <= 64 else 4
+    y = np.array([i % config.n_y for i in list(range(side)) * side], dtype=np.int32)
+    grids = []
+    for k, temperature in enumerate(SAMPLE_TEMPERATURES):
+        chunks = [sampler(y[i:i + batch_size], tf.constant(temperature),
+                          tf.constant(epoch * 1000 + k * 100 + i // batch_size, tf.int64))
+                  for i in range(0, len(y), batch_size)]
+        grids.append(grid(np.concatenate([c.numpy() for c in chunks]), n_cols=side))
+    return grids
+
+
+def save_samples(grids, logdir, epoch, writer=None):
+    """Writes `epoch_{epoch}_sample_{i}.png` (the original's names) and TensorBoard images."""
+    for i, g in enumerate(grids):
+        save_grid(g[None], os.path.join(logdir, f"epoch_{epoch}_sample_{i}.png"), n_cols=1)
+    if writer is not None:
+        with writer.as_default():
+            for t, g in zip(SAMPLE_TEMPERATURES, grids):
+                tf.summary.image(f"samples/temperature_{t}", g[None], step=epoch)
+
+
+class ResultLogger:
+    """JSON lines (openai utils.ResultLogger): the first line is the run's hyper-parameters, each
+    later line one dict whose float values are "{:.4f}" strings, as the original writes them.
+
+    A resumed run first drops the lines of epochs after its checkpoint, so the log has neither gaps
+    nor duplicates. Each line is flushed to disk when written.
+    """
+
+    def __init__(self, path, hps, resume_epoch=None):
+        self.path = path
+        if resume_epoch is not None and os.path.exists(path):
+            self._truncate_after(resume_epoch)
+        if not os.path.exists(path) or os.path.getsize(path) == 0:
+            self._write(hps)
+
+    def _truncate_after(self, epoch):
+        with open(self.path) as f:
+            lines = f.read().splitlines(keepends=True)
+        keep = lines[:1] + [line for line in lines[1:] if _line_epoch(line) is not None and _line_epoch(line) <= epoch]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(keep)
+        os.replace(tmp, self.path)
+
+    def _write(self, record):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def log(self, **kwargs):
+        self._write({k: f"{v:.4f}" if isinstance(v, (float, np.floating)) else v for k, v in kwargs.items()})
+
+
+def _line_epoch(line):
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,168 @@
+"""train.py end to end on scikit-learn's digits: outputs, learning, exact resume after SIGKILL, errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": ""}
+
+# A tiny model: 4 steps per epoch (256 anchored images / 64), so epochs are short.
+TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels", "2", "--depth", "2",
+        "--width", "16", "--n_train", "256", "--epochs_warmup", "1", "--epochs_full_valid", "2",
+        "--epochs_full_sample", "3", "--flow_coupling", "1", "--learntop", "--gradient_checkpointing", "0",
+        "--seed", "3", "--n_batch_init", "128"]
+
+
+def run_train(args, check=True, **kw):
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "train.py"), *args], env=ENV, cwd=REPO,
+                          capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        lines = [json.loads(line) for line in f]
+    return lines[0], lines[1:]
+
+
+def final_weights(logdir):
+    prefix = tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints"))
+    reader = tf.train.load_checkpoint(prefix)
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if n.startswith(("model/", "optimizer/", "progress/")) and "OBJECT_GRAPH" not in n)
+    return {n: reader.get_tensor(n) for n in names}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    logdir = str(tmp_path_factory.mktemp("uninterrupted"))
+    run_train([*TINY, "--epochs", "9", "--logdir", logdir])
+    return logdir
+
+
+def test_outputs_of_a_run(uninterrupted):
+    files = set(os.listdir(uninterrupted))
+    assert {"config.json", "train.txt", "test.txt", "checkpoints", "best", "tensorboard"} <= files
+    # samples at the original's 8 temperatures on epochs 1 and multiples of --epochs_full_sample
+    for epoch in (1, 3, 6):
+        for i in range(8):
+            assert f"epoch_{epoch}_sample_{i}.png" in files
+    hps, train = read_jsonl(os.path.join(uninterrupted, "train.txt"))
+    assert hps["problem"] == "digits" and hps["train_its"] == 4 and hps["n_bins"] == 256.0
+    assert [int(r["epoch"]) for r in train] == list(range(1, 9))
+    for r in train:  # the original's keys, values as 4-decimal strings
+        assert {"epoch", "n_processed", "n_images", "train_time", "loss", "bits_x", "bits_y", "pred_loss"} <= set(r)
+        assert r["bits_x"] == f"{float(r['bits_x']):.4f}"
+    _, test = read_jsonl(os.path.join(uninterrupted, "test.txt"))
+    assert [int(r["epoch"]) for r in test] == [0, 2, 4, 6, 8]
+    assert os.listdir(os.path.join(uninterrupted, "tensorboard"))
+    assert tf.train.latest_checkpoint(os.path.join(uninterrupted, "best"))
+    with open(os.path.join(uninterrupted, "checkpoints", "config.json")) as f:
+        assert json.load(f)["depth"] == 2
+
+
+def test_exact_resume_after_sigkill(uninterrupted, tmp_path):
+    """Kill -9 after the checkpoint at step 12 (epoch 3), resume to the end: same weights, same logs."""
+    logdir = str(tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *TINY, "--epochs", "9",
+                             "--logdir", logdir], env=ENV, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    state_file = os.path.join(logdir, "checkpoints", "checkpoint")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if os.path.exists(state_file) and "ckpt-12" in open(state_file).read():
+            break
+        if proc.poll() is not None:
+            pytest.fail("the run ended before it could be killed")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints")), "no checkpoint survived the kill"
+
+    run_train([*TINY, "--epochs", "9", "--logdir", logdir, "--restore_path", logdir])
+
+    expected, actual = final_weights(uninterrupted), final_weights(logdir)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        if name.startswith("progress/train_time"):
+            continue
+        np.testing.assert_allclose(actual[name], expected[name], atol=1e-6, err_msg=name)
+    for log in ("train.txt", "test.txt"):
+        _, want = read_jsonl(os.path.join(uninterrupted, log))
+        _, got = read_jsonl(os.path.join(logdir, log))
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "train_time"} for r in rows]  # noqa: E731
+        assert strip(got) == strip(want), log
+
+
+def test_training_lowers_test_bits(uninterrupted):
+    _, test = read_jsonl(os.path.join(uninterrupted, "test.txt"))
+    after_init, last = float(test[0]["bits_x"]), float(test[-1]["bits_x"])
+    assert last < after_init - 1.0, (after_init, last)
+
+
+def test_inference_writes_latents_and_reconstructions(uninterrupted, tmp_path):
+    out = str(tmp_path / "infer")
+    run_train([*TINY, "--epochs", "9", "--logdir", out, "--restore_path", uninterrupted, "--inference"])
+    z, x, y = (np.load(os.path.join(out, f"{k}.npy")) for k in "zxy")
+    assert z.shape == (len(x), 8 * 8 * 3) and x.dtype == np.uint8 and len(y) == len(x)
+    import data_loaders
+    data = data_loaders.get_data("digits", anchor_size=8, dal=0, seed=3)
+    originals = np.concatenate([np.asarray(b[0]) for b in data.test()])
+    # The reconstructions are the test images: encoding adds U(0, 1/256) noise as the original does,
+    # and postprocess floors it away; only float round-off at a bin edge may flip a value by one.
+    diff = np.abs(x.astype(int) - originals.astype(int))
+    assert diff.max() <= 1 and np.mean(diff > 0) < 1e-3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--problem", "nosuch"], "unknown problem 'nosuch'"),
+    (["--image_size", "12"], "--image_size 12: expected a power of two"),
+    (["--n_levels", "4"], "image_size=8 is not divisible by 2**n_levels=16"),
+    (["--restore_path", "/nonexistent/run"], "no checkpoint at '/nonexistent/run'"),
+    (["--flow_permutation", "7"], "flow_permutation=7"),
+    (["--inference"], "--inference needs --restore_path"),
+    (["--problem", "folder", "--data_dir", "/nonexistent/images"], "/nonexistent/images"),
+])
+def test_bad_input_gets_one_clear_error(tmp_path, args, message):
+    proc = run_train([*TINY, "--epochs", "2", "--logdir", str(tmp_path / "bad"), *args], check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_restore_path_that_does_not_fit_the_flags(uninterrupted, tmp_path):
+    proc = run_train([*TINY, "--epochs", "2", "--depth", "3", "--logdir", str(tmp_path / "x"),
+                      "--restore_path", uninterrupted], check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "depth is 2 in the checkpoint but 3 here" in proc.stderr
+
+
+def test_refuses_to_overwrite_a_run(uninterrupted):
+    proc = run_train([*TINY, "--epochs", "2", "--logdir", uninterrupted], check=False)
+    assert proc.returncode != 0 and "already holds a run" in proc.stderr
+
+
+def test_original_tf1_checkpoint_restores_and_fine_tunes(tmp_path):
+    """--restore_path with an original release's checkpoint (the reference additive_reverse, 8x8 RGB)."""
+    ref = os.path.join(REPO, "tests", "fixtures", "original_glow", "additive_reverse")
+    with open(os.path.join(ref, "hps.json")) as f:
+        hps = json.load(f)
+    args = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_train", "128", "--epochs", "2",
+            "--n_levels", str(hps["n_levels"]), "--depth", str(hps["depth"]), "--width", str(hps["width"]),
+            "--flow_permutation", "0", "--flow_coupling", "0", "--gradient_checkpointing", "0",
+            "--logdir", str(tmp_path / "ft"), "--restore_path", os.path.join(ref, "model.ckpt")]
+    run_train(args)
+    _, test = read_jsonl(str(tmp_path / "ft" / "test.txt"))
+    assert np.isfinite(float(test[0]["bits_x"]))
+    wrong = run_train([*args[:-4], "--logdir", str(tmp_path / "w"), "--learntop", "--restore_path",
+                       os.path.join(ref, "model.ckpt")], check=False)
+    assert wrong.returncode != 0 and "does not fit the config" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -1,0 +1,402 @@
+#!/usr/bin/env python
+"""Train Glow: openai/glow's train.py in TensorFlow 2, with exact resume.
+
+Every flag of the original keeps its name, default and meaning, so the original README's commands
+run unchanged, e.g. CIFAR-10 (3.35 bits/dim in the paper, there on 8 GPUs):
+
+    python train.py --problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 \
+        --flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8
+
+Data-parallel over N workers: `horovodrun -np N python train.py ...` (see README). A run is
+resumed exactly with `--restore_path LOGDIR` (or a checkpoint prefix); `--restore_path` also takes
+a TF1 checkpoint of the original release, to evaluate or fine-tune it.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import data_loaders
+from glow_tf import Glow, GlowConfig
+from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, load_original_checkpoint
+from glow_tf.distributed import Distributed
+from glow_tf.optim import Optimizer, beta2_from, warmup_lr
+from glow_tf.training import (STAT_NAMES, INIT_NOISE, ResultLogger, RunState, draw_samples, make_sampler,
+                              make_test_step, make_train_step, save_samples, stream_seed)
+
+
+def get_arguments(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--verbose", action="store_true", help="Verbose mode")
+    parser.add_argument("--restore_path", type=str, default="",
+                        help="Resume from this run directory or checkpoint prefix, or load a TF1 checkpoint of "
+                             "the original release (then the optimiser starts fresh, as fine-tuning)")
+    parser.add_argument("--inference", action="store_true",
+                        help="Encode and reconstruct the test set (needs --restore_path): writes z.npy, x.npy, "
+                             "y.npy into --logdir")
+    parser.add_argument("--logdir", type=str, default="./logs", help="Location to save logs")
+
+    # Dataset hyperparams:
+    parser.add_argument("--problem", type=str, default="cifar10",
+                        help=f"Problem: {' | '.join(data_loaders.PROBLEMS)}")
+    parser.add_argument("--category", type=str, default="", help="LSUN category")
+    parser.add_argument("--data_dir", type=str, default="", help="Location of data")
+    parser.add_argument("--dal", type=int, default=1, help="Data augmentation level: 0=None, 1=Standard, 2=Extra")
+
+    # New dataloader params
+    parser.add_argument("--fmap", type=int, default=1, help="# Threads for parallel file reading")
+    parser.add_argument("--pmap", type=int, default=16, help="# Threads for parallel map")
+
+    # Optimization hyperparams:
+    parser.add_argument("--n_train", type=int, default=50000, help="Train epoch size")
+    parser.add_argument("--n_test", type=int, default=-1, help="Valid epoch size")
+    parser.add_argument("--n_batch_train", type=int, default=64, help="Minibatch size")
+    parser.add_argument("--n_batch_test", type=int, default=50,
+                        help="Minibatch size (unused, as in the original: the test batch follows the train batch)")
+    parser.add_argument("--n_batch_init", type=int, default=256,
+                        help="Minibatch size for data-dependent init")
+    parser.add_argument("--optimizer", type=str, default="adamax", help="adam or adamax")
+    parser.add_argument("--lr", type=float, default=0.001, help="Base learning rate")
+    parser.add_argument("--beta1", type=float, default=.9, help="Adam beta1")
+    parser.add_argument("--polyak_epochs", type=float, default=1,
+                        help="Nr of averaging epochs for Polyak and beta2")
+    parser.add_argument("--weight_decay", type=float, default=1., help="Weight decay. Switched off by default.")
+    parser.add_argument("--epochs", type=int, default=1000000, help="Total number of training epochs")
+    parser.add_argument("--epochs_warmup", type=int, default=10, help="Warmup epochs")
+    parser.add_argument("--epochs_full_valid", type=int, default=50, help="Epochs between valid")
+    parser.add_argument("--gradient_checkpointing", type=int, default=1,
+                        help="Use memory saving gradients (recompute each flow step in the backward pass)")
+
+    # Model hyperparams:
+    parser.add_argument("--image_size", type=int, default=-1, help="Image size")
+    parser.add_argument("--anchor_size", type=int, default=32,
+                        help="Anchor size for deciding batch size")
+    parser.add_argument("--width", type=int, default=512, help="Width of hidden layers")
+    parser.add_argument("--depth", type=int, default=32, help="Depth of network")
+    parser.add_argument("--weight_y", type=float, default=0.00, help="Weight of log p(y|x) in weighted loss")
+    parser.add_argument("--n_bits_x", type=int, default=8, help="Number of bits of x")
+    parser.add_argument("--n_levels", type=int, default=3, help="Number of levels")
+
+    # Synthesis/Sampling hyperparameters:
+    parser.add_argument("--n_sample", type=int, default=1, help="minibatch size for sample (unused, as the original)")
+    parser.add_argument("--epochs_full_sample", type=int, default=50, help="Epochs between full scale sample")
+
+    # Ablation
+    parser.add_argument("--learntop", action="store_true", help="Learn spatial prior")
+    parser.add_argument("--ycond", action="store_true", help="Use y conditioning")
+    parser.add_argument("--seed", type=int, default=0, help="Random seed")
+    parser.add_argument("--flow_permutation", type=str, default="2",
+                        help="Type of flow. 0=reverse (realnvp), 1=shuffle, 2=invconv (ours); or the names")
+    parser.add_argument("--flow_coupling", type=str, default="0",
+                        help="Coupling type: 0=additive, 1=affine; or the names")
+
+    # Added by this port
+    parser.add_argument("--lu", action="store_true", help="LU-decomposed 1x1 convolution (the original's off branch)")
+    parser.add_argument("--use_ema", type=int, default=0,
+                        help="Evaluate and sample with the Polyak-averaged weights (the original used the raw "
+                             "weights: 0)")
+    parser.add_argument("--jit", type=int, default=0, help="Compile the training step with XLA (jit_compile)")
+    parser.add_argument("--epochs_checkpoint", type=int, default=1,
+                        help="Epochs between checkpoints of the latest state (for resume)")
+    parser.add_argument("--keep_checkpoints", type=int, default=3, help="Latest checkpoints kept")
+    parser.add_argument("--max_nonfinite_steps", type=int, default=20,
+                        help="Stop after this many consecutive steps with a non-finite loss or gradient "
+                             "(each such step is skipped and counted)")
+    parser.add_argument("--progress", type=str, default="auto", choices=["auto", "on", "off"],
+                        help="Progress bar with images/s and bits/dim (auto: when stderr is a terminal)")
+    args = parser.parse_args(argv)  # argparse expands unique prefixes: the original README's --n_level works
+    check_arguments(parser, args)
+    return args
+
+
+def check_arguments(parser, args):
+    if args.optimizer not in ("adam", "adamax"):
+        parser.error(f"--optimizer {args.optimizer!r}: expected adam or adamax (the original's adam2 is not ported)")
+    for name in ("epochs", "n_train", "n_batch_train", "n_batch_init", "anchor_size", "epochs_full_valid",
+                 "epochs_full_sample", "epochs_checkpoint", "keep_checkpoints", "max_nonfinite_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} {getattr(args, name)}: expected a positive integer")
+    if args.epochs_warmup < 0:
+        parser.error(f"--epochs_warmup {args.epochs_warmup}: expected >= 0")
+    if args.image_size != -1 and (args.image_size < 1 or args.image_size & (args.image_size - 1)):
+        parser.error(f"--image_size {args.image_size}: expected a power of two (or -1 for the problem's default)")
+    if args.inference and not args.restore_path:
+        parser.error("--inference needs --restore_path (the original silently encoded with an untrained model)")
+
+
+def model_config(args, data):
+    try:
+        return GlowConfig(image_size=data.image_size, n_levels=args.n_levels, depth=args.depth, width=args.width,
+                          flow_permutation=args.flow_permutation, flow_coupling=args.flow_coupling,
+                          learntop=args.learntop, ycond=args.ycond, n_bits_x=args.n_bits_x, n_y=data.n_y,
+                          weight_y=args.weight_y, lu=args.lu)
+    except ValueError as e:
+        raise SystemExit(f"train.py: {e}") from None
+
+
+def is_original_checkpoint(prefix):
+    """True for a TF1 checkpoint of the original release (variables named model/...)."""
+    names = [name for name, _ in tf.train.list_variables(prefix)]
+    return any(n.startswith("model/") for n in names) and "_CHECKPOINTABLE_OBJECT_GRAPH" not in names
+
+
+def restore_prefix(path):
+    try:
+        return find_checkpoint(path, "latest") if os.path.isdir(path) else find_checkpoint(path)
+    except FileNotFoundError as e:
+        raise SystemExit(f"train.py: --restore_path: {e}") from None
+
+
+def build_model(args, config, data, dist):
+    """(glow, optimizer, state, resumed): a fresh, initialised model or one restored from --restore_path."""
+    state = RunState()
+    resumed = False
+    prefix = restore_prefix(args.restore_path) if args.restore_path else None
+    if prefix and is_original_checkpoint(prefix):
+        try:
+            glow = load_original_checkpoint(prefix, config)
+        except ValueError as e:
+            raise SystemExit(f"train.py: --restore_path: {e}") from None
+    else:
+        glow = Glow(config, seed=dist.rank + dist.size * args.seed)
+        if prefix:
+            saved = find_config(prefix)
+            if saved != config:
+                diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
+                raise SystemExit(f"train.py: --restore_path {args.restore_path!r} does not fit the flags: "
+                                 + ", ".join(f"{k} is {a!r} in the checkpoint but {b!r} here" for k, (a, b) in diff.items()))
+        elif dist.is_chief:
+            # Data-dependent init on the chief's batch, then broadcast (the original's init pass + broadcast).
+            x, y = data.init_batch
+            glow.initialize(x, y if config.ycond else None, seed=stream_seed(dist.rank + dist.size * args.seed,
+                                                                             INIT_NOISE, 0))
+    glow.gradient_checkpointing = bool(args.gradient_checkpointing)
+    optimizer = Optimizer(glow.trainable_variables, kind=args.optimizer, beta1=args.beta1,
+                          beta2=beta2_from(args.train_its, args.polyak_epochs), weight_decay=args.weight_decay)
+    if prefix and not is_original_checkpoint(prefix):
+        if dist.is_chief:
+            tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state).restore(prefix).assert_existing_objects_matched()
+        resumed = True
+    # Every worker continues from the chief's weights, optimiser state and counters.
+    dist.broadcast_variables([*glow.variables, *optimizer.variables, *state.variables])
+    return glow, optimizer, state, resumed
+
+
+def main(argv=None):
+    args = get_arguments(argv)
+    dist = Distributed()
+    dist.pin_gpu()
+    tf.random.set_seed(dist.rank + dist.size * args.seed)
+    np.random.seed(dist.rank + dist.size * args.seed)
+
+    # --- Data ---------------------------------------------------------------------------------
+    try:
+        data = data_loaders.get_data(args.problem, args.data_dir, image_size=args.image_size, n_test=args.n_test,
+                                     n_batch_train=args.n_batch_train, n_batch_init=args.n_batch_init,
+                                     anchor_size=args.anchor_size, dal=args.dal, fmap=args.fmap, pmap=args.pmap,
+                                     category=args.category, seed=args.seed, rank=dist.rank, size=dist.size)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"train.py: {e}") from None
+    args.image_size, args.n_y = data.image_size, data.n_y
+    args.local_batch_train, args.local_batch_test = data.local_batch_train, data.local_batch_test
+    args.local_batch_init = data.local_batch_init
+    args.train_its = int(np.ceil(args.n_train / (args.n_batch_train * dist.size)))  # anchored batch, as the original
+    args.full_test_its = data.full_test_its
+    args.n_bins = 2.0 ** args.n_bits_x
+    args.size = dist.size
+    config = model_config(args, data)
+    args.top_shape = list(config.top_shape)
+    if dist.is_chief:
+        print(f"Rank {dist.rank} Batch sizes train {data.local_batch_train} test {data.local_batch_test} "
+              f"init {data.local_batch_init}; {dist.size} worker(s); train_its {args.train_its}")
+
+    # --- Model, optimiser, data-dependent init or restore -------------------------------------
+    glow, optimizer, state, resumed = build_model(args, config, data, dist)
+    seed = dist.rank + dist.size * args.seed
+    if dist.is_chief:
+        os.makedirs(args.logdir, exist_ok=True)
+        if not resumed and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
+            raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --restore_path "
+                             f"{args.logdir} or choose another --logdir")
+        config.save(os.path.join(args.logdir, CONFIG_NAME))
+    if args.inference:
+        return infer(glow, data, args, dist, seed)
+
+    # --- Outputs: logs, TensorBoard, checkpoints (rank 0 only) ---------------------------------
+    checkpoint = tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state)
+    resume_epoch = int(state.epoch) if resumed else None
+    if dist.is_chief:
+        hps = {k: v for k, v in vars(args).items()}
+        train_logger = ResultLogger(os.path.join(args.logdir, "train.txt"), hps, resume_epoch)
+        test_logger = ResultLogger(os.path.join(args.logdir, "test.txt"), hps, resume_epoch)
+        writer = tf.summary.create_file_writer(os.path.join(args.logdir, "tensorboard"))
+        managers = {which: tf.train.CheckpointManager(checkpoint, os.path.join(args.logdir, folder),
+                                                      max_to_keep=args.keep_checkpoints if which == "latest" else 1)
+                    for which, folder in CHECKPOINT_DIRS.items()}
+        for which, folder in CHECKPOINT_DIRS.items():
+            os.makedirs(os.path.join(args.logdir, folder), exist_ok=True)
+            config.save(os.path.join(args.logdir, folder, CONFIG_NAME))
+
+    train_step = make_train_step(glow, optimizer, dist, seed, jit=bool(args.jit))
+    test_step = make_test_step(glow, dist, seed)
+    sampler = make_sampler(glow, seed)
+    show_progress = dist.is_chief and (args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()))
+
+    # --- Train loop: epochs of train_its steps (the original's train()) ------------------------
+    if not resumed:
+        # Not in the original: the test loss right after the data-dependent init, logged as epoch 0,
+        # the baseline a run's progress is measured against.
+        init_results = evaluate(test_step, data, 0)
+        if dist.is_chief:
+            test_logger.log(epoch=0, n_processed=0, n_images=0, **dict(zip(STAT_NAMES, map(float, init_results))))
+            print("after init: test", np.round(init_results, 4).tolist(), flush=True)
+    train_iterator = iter(data.train(start_batch=int(state.step)))
+    n_warmup = args.n_train * args.epochs_warmup
+    bad_in_a_row = 0
+    tcurr = time.time()
+    for epoch in range(int(state.epoch) + 1, args.epochs):
+        t0 = time.time()
+        results, n_skipped = [], 0
+        bar = tqdm(total=args.train_its, desc=f"epoch {epoch}", disable=not show_progress, leave=False)
+        for _ in range(args.train_its):
+            lr = warmup_lr(args.lr, int(state.n_processed), n_warmup)  # before the step: the first lr is 0
+            try:
+                x, y = next(train_iterator)
+            except tf.errors.DataLossError as e:  # a corrupt TFRecord met mid-stream: name the file
+                raise SystemExit(f"train.py: {data.explain_data_loss(e)}") from None
+            t_step = time.time()
+            stats, grad_norm, finite = train_step(x, y, tf.constant(lr, tf.float32), state.step)
+            state.step.assign_add(1)
+            state.n_processed.assign_add(dist.size * args.n_batch_train)
+            state.n_images.assign_add(dist.size * data.local_batch_train)
+            if bool(finite):
+                results.append(stats.numpy())
+                bad_in_a_row = 0
+            else:
+                n_skipped += 1
+                bad_in_a_row += 1
+                state.n_nonfinite.assign_add(1)
+                if bad_in_a_row >= args.max_nonfinite_steps:
+                    raise SystemExit(
+                        f"train.py: stopped at step {int(state.step)} (epoch {epoch}): {bad_in_a_row} consecutive "
+                        f"steps had a non-finite loss or gradient and were skipped; the last checkpoint is "
+                        f"untouched. Lower --lr or raise --epochs_warmup.")
+            if args.verbose and dist.is_chief:
+                print(int(state.n_processed), time.time() - t_step, stats.numpy())
+            bar.update(1)
+            bar.set_postfix(bpd=f"{stats[1].numpy():.3f}",
+                            img_s=f"{dist.size * data.local_batch_train / max(time.time() - t_step, 1e-9):.0f}")
+        bar.close()
+        dtrain = time.time() - t0
+        state.train_time.assign_add(dtrain)
+        state.epoch.assign(epoch)
+        train_results = np.mean(results, axis=0) if results else np.full(len(STAT_NAMES), np.nan)
+
+        if dist.is_chief:
+            train_logger.log(epoch=epoch, n_processed=int(state.n_processed), n_images=int(state.n_images),
+                             train_time=int(state.train_time), n_skipped=n_skipped,
+                             **dict(zip(STAT_NAMES, map(float, train_results))))
+            with writer.as_default():
+                for name, value in zip(STAT_NAMES, train_results):
+                    tf.summary.scalar(f"train/{name}", value, step=epoch)
+                tf.summary.scalar("train/images_per_second", int(args.train_its * dist.size * data.local_batch_train)
+                                  / max(dtrain, 1e-9), step=epoch)
+                tf.summary.scalar("train/lr", lr, step=epoch)
+
+        # --- Evaluation, best checkpoint, samples: the original's cadence --------------------
+        if epoch < 10 or (epoch < 50 and epoch % 10 == 0) or epoch % args.epochs_full_valid == 0:
+            test_results, msg, dtest, dsample = [], "", 0.0, 0.0
+            with averaged(optimizer, args.use_ema):
+                if epoch % args.epochs_full_valid == 0:
+                    t1 = time.time()
+                    test_results = evaluate(test_step, data, epoch)
+                    dtest = time.time() - t1
+                    if dist.is_chief:
+                        test_logger.log(epoch=epoch, n_processed=int(state.n_processed), n_images=int(state.n_images),
+                                        **dict(zip(STAT_NAMES, map(float, test_results))))
+                        with writer.as_default():
+                            for name, value in zip(STAT_NAMES, test_results):
+                                tf.summary.scalar(f"test/{name}", value, step=epoch)
+                        if test_results[0] < float(state.best_test_loss):
+                            state.best_test_loss.assign(test_results[0])
+                            msg = " *"
+                if dist.is_chief and (epoch == 1 or epoch == 10 or epoch % args.epochs_full_sample == 0):
+                    t2 = time.time()
+                    save_samples(draw_samples(sampler, config, epoch, data.local_batch_train), args.logdir, epoch, writer)
+                    dsample = time.time() - t2
+            if dist.is_chief:
+                if msg:
+                    managers["best"].save(checkpoint_number=int(state.step))
+                dcurr, tcurr = time.time() - tcurr, time.time()
+                ips = args.train_its * dist.size * data.local_batch_train / max(dtrain, 1e-9)
+                print(epoch, int(state.n_processed), int(state.n_images),
+                      f"{ips:.1f} {dtrain:.1f} {dtest:.1f} {dsample:.1f} {dcurr:.1f}",
+                      np.round(train_results, 4).tolist(), np.round(test_results, 4).tolist(), msg, flush=True)
+
+        if dist.is_chief and epoch % args.epochs_checkpoint == 0:
+            writer.flush()
+            managers["latest"].save(checkpoint_number=int(state.step))
+    if dist.is_chief:
+        if managers["latest"].latest_checkpoint != os.path.join(managers["latest"].directory, f"ckpt-{int(state.step)}"):
+            managers["latest"].save(checkpoint_number=int(state.step))
+        writer.close()
+    return glow
+
+
+class averaged:
+    """Context: the Polyak-averaged weights inside when `use` is true (train.py --use_ema 1)."""
+
+    def __init__(self, optimizer, use):
+        self.context = optimizer.averaged_weights() if use else None
+
+    def __enter__(self):
+        return self.context.__enter__() if self.context else None
+
+    def __exit__(self, *exc):
+        return self.context.__exit__(*exc) if self.context else False
+
+
+def evaluate(test_step, data, epoch):
+    """Means of STAT_NAMES over one pass of the test set (the original's full_test_its batches)."""
+    try:
+        results = [test_step(x, y, tf.constant(epoch * 1_000_000 + i, tf.int64)).numpy()
+                   for i, (x, y) in enumerate(data.test())]
+    except tf.errors.DataLossError as e:
+        raise SystemExit(f"train.py: {data.explain_data_loss(e)}") from None
+    return np.mean(results, axis=0)
+
+
+def infer(glow, data, args, dist, seed):
+    """The original's --inference: encode the test set, decode it; z.npy (flat eps), x.npy
+    (reconstructions, uint8) and y.npy into --logdir (the original wrote to a hard-coded logs/)."""
+    config = glow.config
+
+    @tf.function(reduce_retracing=True)
+    def encode_decode(x, y, counter):
+        y = y if config.ycond else None
+        eps = glow.encode(x, y, seed=stream_seed(seed, 1, counter))
+        return glow.flatten_eps(eps), glow.postprocess(glow.decode(eps, y))
+
+    zs, xs, ys = [], [], []
+    for i, (x, y) in enumerate(data.test()):
+        z, x_rec = encode_decode(x, y, tf.constant(i, tf.int64))
+        zs.append(z.numpy()), xs.append(x_rec.numpy()), ys.append(np.asarray(y))
+    z, x, y = (np.concatenate(a) for a in (zs, xs, ys))
+    gathered = dist.allgather_object((z, x, y))
+    if dist.is_chief:
+        z, x, y = (np.concatenate([g[k] for g in gathered]) for k in range(3))
+        for name, array in (("z", z), ("x", x), ("y", y)):
+            np.save(os.path.join(args.logdir, f"{name}.npy"), array)
+        print(f"inference: wrote z.npy {z.shape}, x.npy {x.shape}, y.npy {y.shape} to {args.logdir}")
+    return glow
+
+
+if __name__ == "__main__":
+    main()
