@@ -42,6 +42,9 @@ def get_arguments(argv=None):
                         help="Encode and reconstruct the test set (needs --restore_path): writes z.npy, x.npy, "
                              "y.npy into --logdir")
     parser.add_argument("--logdir", type=str, default="./logs", help="Location to save logs")
+    parser.add_argument("--resume", action="store_true",
+                        help="Resume from --logdir's latest checkpoint when it has one, else start a new run there "
+                             "(the same as --restore_path LOGDIR when a checkpoint exists)")
 
     # Dataset hyperparams:
     parser.add_argument("--problem", type=str, default="cifar10",
@@ -127,6 +130,9 @@ def check_arguments(parser, args):
         parser.error(f"--epochs_warmup {args.epochs_warmup}: expected >= 0")
     if args.image_size != -1 and (args.image_size < 1 or args.image_size & (args.image_size - 1)):
         parser.error(f"--image_size {args.image_size}: expected a power of two (or -1 for the problem's default)")
+    if args.resume and not args.restore_path and tf.train.latest_checkpoint(
+            os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
+        args.restore_path = args.logdir
     if args.inference and not args.restore_path:
         parser.error("--inference needs --restore_path (the original silently encoded with an untrained model)")
 
@@ -223,8 +229,8 @@ def main(argv=None):
     if dist.is_chief:
         os.makedirs(args.logdir, exist_ok=True)
         if not resumed and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
-            raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --restore_path "
-                             f"{args.logdir} or choose another --logdir")
+            raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --resume (or "
+                             f"--restore_path {args.logdir}) or choose another --logdir")
         config.save(os.path.join(args.logdir, CONFIG_NAME))
     if args.inference:
         return infer(glow, data, args, dist, seed)

@@ -1,6 +1,7 @@
 """The contract every Glow bijector follows, and the data-dependent-init switch."""
 import contextlib
 
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfb = tfp.bijectors
@@ -34,11 +35,12 @@ class FlowBijector(tfb.Bijector):
     def _inverse(self, x, **condition):
         return self.encode(x, **condition)[0]
 
+    # Volume-preserving layers return the Python float 0.0; TFP's log-det reduction needs a tensor.
     def _forward_log_det_jacobian(self, z, **condition):
-        return self.decode(z, **condition)[1]
+        return tf.convert_to_tensor(self.decode(z, **condition)[1], dtype_hint=z.dtype)
 
     def _inverse_log_det_jacobian(self, x, **condition):
-        return self.encode(x, **condition)[1]
+        return tf.convert_to_tensor(self.encode(x, **condition)[1], dtype_hint=x.dtype)
 
 
 class _DataDependentInit:

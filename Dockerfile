@@ -1,0 +1,75 @@
+# glow-tf: TensorFlow 2.18 + Horovod 0.28.1 (Gloo, MPI and, on GPU, NCCL), installed by scripts/install.sh.
+#   GPU image (default): docker build -t glow-tf .
+#   CPU image:           docker build --build-arg DEVICE=cpu -t glow-tf:cpu .
+# Data is read from the /data volume, logs and checkpoints go to /logs; the default command runs the
+# quick tests. Multi-machine runs: start sshd in every container (see the README, "Docker").
+ARG DEVICE=gpu
+
+# CUDA 12.5 + cuDNN 9: what the tensorflow 2.18.1 wheel was built against (tf.sysconfig.get_build_info()).
+FROM nvidia/cuda:12.5.1-cudnn-devel-ubuntu22.04 AS base-gpu
+# The devel image ships libnccl2 + libnccl-dev matched to its CUDA (and held by apt-mark); Horovod's
+# NCCL build needs the headers, so stop here if a future tag drops them.
+RUN dpkg-query --show libnccl-dev libnccl2
+# Compute capabilities: the ones the TensorFlow wheel carries (sm_60,70,80,89 + compute_90).
+ENV HOROVOD_GPU_OPERATIONS=NCCL \
+    HOROVOD_BUILD_CUDA_CC_LIST=60,70,80,89,90 \
+    NCCL_DEBUG=WARN
+
+FROM ubuntu:22.04 AS base-cpu
+
+# The stage is base-gpu or base-cpu above, both tagged; hadolint cannot follow a stage name made from an ARG.
+# hadolint ignore=DL3006
+FROM base-${DEVICE}
+ARG DEBIAN_FRONTEND=noninteractive
+ARG SSH_PORT=12345
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+# Python 3.11 from the deadsnakes PPA (Ubuntu 22.04 ships 3.10); a compiler, Open MPI and openssh for
+# Horovod's build and its multi-machine launcher.
+# Apt packages are not pinned: Ubuntu's archive keeps only the newest build of each, so pins break the
+# build within weeks; the base image tags above are what is pinned.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends software-properties-common gpg-agent \
+    && add-apt-repository -y ppa:deadsnakes/ppa \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends \
+        python3.11 python3.11-dev python3.11-venv \
+        build-essential ca-certificates \
+        openmpi-bin libopenmpi-dev \
+        openssh-client openssh-server \
+    && rm -rf /var/lib/apt/lists/*
+
+# sshd for `horovodrun -H host1:8,host2:8 -p $SSH_PORT`: key-only root login on $SSH_PORT, keys mounted
+# read-only at /root/.ssh (StrictModes off because the mounted files keep the host's owner). Host keys
+# are made when the container starts (ssh-keygen -A), not baked into the image where every user would
+# share them; the containers trust each other's host keys without prompting.
+RUN mkdir -p /run/sshd /root/.ssh \
+    && chmod 700 /root/.ssh \
+    && rm -f /etc/ssh/ssh_host_*key* \
+    && printf 'Port %s\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nStrictModes no\n' \
+        "${SSH_PORT}" > /etc/ssh/sshd_config.d/glow-tf.conf \
+    && printf 'Host *\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n' \
+        > /etc/ssh/ssh_config.d/glow-tf.conf
+EXPOSE ${SSH_PORT}
+
+# The same install as on a workstation, into a venv at /opt/venv. ENV (not ARG) so that re-running
+# scripts/install.sh in a container asks for the same build and finds it already there.
+ENV GLOW_VENV=/opt/venv \
+    PYTHON=python3.11 \
+    HOROVOD_WITH_MPI=1 \
+    PATH=/opt/venv/bin:$PATH
+WORKDIR /opt/glow-tf
+# Only what the install reads, so editing the code does not rebuild Horovod.
+COPY requirements.txt ./
+COPY scripts/install.sh scripts/
+# The build host has no GPU driver: link and import against the CUDA stub libcuda while building and
+# checking Horovod, then drop the stubs from the loader cache so the real driver is used at run time.
+# PIP_NO_CACHE_DIR keeps pip's downloads and the built wheel out of the image.
+RUN if [ -d /usr/local/cuda/lib64/stubs ]; then ldconfig /usr/local/cuda/lib64/stubs; fi \
+    && PIP_NO_CACHE_DIR=1 scripts/install.sh \
+    && ldconfig
+COPY . .
+
+VOLUME ["/data", "/logs"]
+CMD ["python", "-m", "pytest", "-q", "-m", "not slow", "tests"]

@@ -1,0 +1,163 @@
+"""Image files in and out: sample grids and strips (openai graphics.py:save_raster), animated GIFs,
+and loading image files for encoding.
+
+Everything here is NumPy + Pillow on uint8 [N, H, W, C] arrays (C = 1 or 3); writes are atomic
+(a temporary file in the same folder, then `os.replace`), so an interrupted run never leaves a
+half-written image under the final name.
+"""
+import math
+import os
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def _check_batch(images, what="images"):
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise ValueError(f"{what} must be uint8 (postprocessed pixels), got dtype {images.dtype}")
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or images.shape[0] == 0:
+        raise ValueError(f"{what} must be a non-empty [N, H, W, C] array with C = 1 or 3, got shape {images.shape}")
+    return images
+
+
+def grid(images, n_cols=None):
+    """Tiles uint8 images [N, H, W, C] row-major into one image [rows*H, n_cols*W, C].
+
+    `n_cols` defaults to ceil(sqrt(N)), as openai graphics.py:to_raster. Unlike the original, whose
+    `height = int(N / width)` silently drops an incomplete last row, rows = ceil(N / n_cols) and the
+    empty cells are black; for a square N (the original's 100 or 16 samples) the two agree.
+    """
+    images = _check_batch(images)
+    n, h, w, c = images.shape
+    if n_cols is None:
+        n_cols = int(math.ceil(math.sqrt(n)))
+    if isinstance(n_cols, bool) or not isinstance(n_cols, (int, np.integer)) or n_cols < 1:
+        raise ValueError(f"n_cols={n_cols!r}; expected a positive integer")
+    n_rows = -(-n // n_cols)
+    padded = np.zeros((n_rows * n_cols, h, w, c), np.uint8)
+    padded[:n] = images
+    return padded.reshape(n_rows, n_cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(n_rows * h, n_cols * w, c)
+
+
+def strip(images):
+    """One row of images: `grid(images, n_cols=N)`."""
+    return grid(images, n_cols=len(images))
+
+
+def _pil(image):
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3):
+        raise ValueError(f"an image must be uint8 [H, W, C] with C = 1 or 3, got {image.dtype} {image.shape}")
+    return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
+
+def _atomic_save(pil_image, path, fmt, **kwargs):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        pil_image.save(tmp, format=fmt, **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_png(image, path):
+    """Writes one uint8 image [H, W, C] as a PNG, atomically."""
+    _atomic_save(_pil(image), path, "PNG", optimize=True)
+
+
+def save_grid(images, path, n_cols=None):
+    """Writes `grid(images, n_cols)` as a PNG, atomically (openai graphics.py:save_raster)."""
+    save_png(grid(images, n_cols), path)
+
+
+def save_images(images, folder, prefix="image", start=0):
+    """Writes each image as `folder/{prefix}_{index:05d}.png` (index from `start`); returns the paths."""
+    images = _check_batch(images)
+    paths = [os.path.join(folder, f"{prefix}_{start + i:05d}.png") for i in range(len(images))]
+    for image, path in zip(images, paths):
+        save_png(image, path)
+    return paths
+
+
+def save_gif(frames, path, duration_ms=100, loop=0, bounce=False):
+    """Writes uint8 frames [N, H, W, C] as an animated GIF, atomically.
+
+    `duration_ms` per frame; `loop=0` repeats forever; `bounce=True` plays forwards then backwards
+    (the demo's videos.py loops its interpolations this way). GIF colours are quantised to a
+    256-colour palette, so use the PNG outputs for exact pixels.
+    """
+    frames = _check_batch(frames, "frames")
+    if bounce and len(frames) > 2:
+        frames = np.concatenate([frames, frames[-2:0:-1]])
+    pil = [_pil(f) for f in frames]
+    _atomic_save(pil[0], path, "GIF", save_all=True, append_images=pil[1:], duration=int(duration_ms),
+                 loop=int(loop), disposal=1)
+
+
+def list_images(paths_or_folder):
+    """Image file paths from a folder (its image files, sorted by name, not recursive), a single
+    file, or a list of files and folders (in the given order). Raises FileNotFoundError naming the
+    missing path, or a folder holding no images."""
+    items = [paths_or_folder] if isinstance(paths_or_folder, (str, os.PathLike)) else list(paths_or_folder)
+    if not items:
+        raise ValueError("no image paths given")
+    found = []
+    for item in map(os.fspath, items):
+        if os.path.isdir(item):
+            names = sorted(n for n in os.listdir(item)
+                           if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
+                           and os.path.isfile(os.path.join(item, n)))
+            if not names:
+                raise FileNotFoundError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {item!r}")
+            found.extend(os.path.join(item, n) for n in names)
+        elif os.path.isfile(item):
+            found.append(item)
+        else:
+            raise FileNotFoundError(f"no such image file or folder: {item!r}")
+    return found
+
+
+def _centre_crop_resize(pil, size):
+    w, h = pil.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    pil = pil.crop((left, top, left + side, top + side))
+    return pil if side == size else pil.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def load_image(path, image_size, channels=3, resize=False):
+    """One image file -> uint8 [image_size, image_size, channels].
+
+    Grey, palette and RGBA images are converted (alpha dropped) to RGB, or to grey when
+    `channels=1`. An image of another size is an error unless `resize=True`, which takes the
+    centre square crop and resizes it with Lanczos (as the data loaders do).
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels={channels!r}; expected 1 or 3")
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+            pil = pil.convert("L" if channels == 1 else "RGB")
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ValueError(f"cannot read image {path!r}: {e}") from None
+    if pil.size != (image_size, image_size):
+        if not resize:
+            raise ValueError(f"image {path!r} is {pil.size[0]}x{pil.size[1]} (WxH); the model expects "
+                             f"{image_size}x{image_size}. Resize it, or ask for a centre crop + resize "
+                             f"(resize=True, --resize on the command line)")
+        pil = _centre_crop_resize(pil, image_size)
+    x = np.asarray(pil, dtype=np.uint8)
+    return x[..., None] if x.ndim == 2 else x
+
+
+def load_images(paths_or_folder, image_size, channels=3, resize=False):
+    """uint8 [N, image_size, image_size, channels] from files or folders (see `list_images` and
+    `load_image`); the order is `list_images`'s."""
+    paths = list_images(paths_or_folder)
+    return np.stack([load_image(p, image_size, channels, resize) for p in paths])

@@ -1,0 +1,198 @@
+"""Tests for sampling (sample.py, `python -m glow_tf sample`, glow_tf.latent.sample): temperature
+semantics of openai f_sample (eps_std at the top prior and every split, means unscaled), the
+original's reference `decoded_T`, seeding, the outputs, original TF1 checkpoints, and clear errors."""
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import glow_tf
+from glow_tf import latent
+from glow_tf.__main__ import main
+from test_latent import FIXTURES, REFERENCE_MODELS, digits_run_dir, reference
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    return digits_run_dir(tmp_path_factory)  # shared with test_latent.py through the session's temp folder
+
+
+@pytest.fixture(scope="session")
+def digits_glow(digits_run):
+    return glow_tf.load_run(str(digits_run))[0]
+
+
+def _original(name):
+    folder = FIXTURES / name
+    return ["--restore_path", str(folder / "model.ckpt"), "--hps", str(folder / "hps.json"), "--quiet"]
+
+
+def _png(path):
+    return np.asarray(Image.open(path))
+
+
+def _tiles(grid, size):
+    """The images of a grid, row-major (inverse of images.grid for full rows)."""
+    rows, cols = grid.shape[0] // size, grid.shape[1] // size
+    return grid.reshape(rows, size, cols, size, -1).transpose(0, 2, 1, 3, 4).reshape(rows * cols, size, size, -1)
+
+
+# --- temperature semantics --------------------------------------------------------------------------------
+def test_temperature_zero_gives_the_prior_means_at_every_level(digits_glow):
+    a = latent.sample(digits_glow, 4, 0.0, seed=0, postprocess=False)
+    b = latent.sample(digits_glow, 4, 0.0, seed=1, postprocess=False)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, latent.decode(digits_glow, np.zeros((4, 192)), postprocess=False))
+    # independent check: re-encoding the (continuous) T=0 image lands on every prior's mean, eps = 0
+    eps, _, _ = digits_glow.encode_dequantized(a[:1])
+    assert max(float(np.abs(e).max()) for e in eps) < 1e-3
+    # and a T=1 sample is not the mean
+    assert np.abs(latent.sample(digits_glow, 1, 1.0, seed=0, postprocess=False) - a[:1]).max() > 0.05
+
+
+def test_temperature_zero_of_a_class_conditional_model_is_each_class_mean():
+    glow, _ = reference("affine_lu_ycond")
+    x = latent.sample(glow, 3, 0.0, y=[2, 2, 7], seed=5)
+    np.testing.assert_array_equal(x[0], x[1])
+    np.testing.assert_array_equal(x[2], latent.decode(glow, np.zeros((1, 192)), y=7)[0])
+    assert not np.array_equal(x[0], x[2])  # the top prior's mean depends on the class
+
+
+def test_sample_at_temperature_is_the_decode_of_temperature_times_eps(digits_glow):
+    config = digits_glow.config
+    unit = latent.unit_eps(config, 6, seed=3)
+    np.testing.assert_array_equal(latent.sample(digits_glow, 6, 0.7, seed=3),
+                                  latent.decode(digits_glow, 0.7 * unit))
+    # sample i depends on (seed, i) only
+    np.testing.assert_array_equal(latent.unit_eps(config, 2, seed=3), unit[:2])
+    np.testing.assert_array_equal(latent.unit_eps(config, 2, seed=3, start=4), unit[4:])
+    big = latent.unit_eps(config, 200, seed=0)
+    assert abs(big.mean()) < 0.02 and abs(big.std() - 1) < 0.02
+    # per-level temperatures: 0 at the split, 0.5 at the top
+    eps = latent.sample_latents(config, 6, [0.0, 0.5], seed=3)
+    assert (eps[:, :96] == 0).all()
+    np.testing.assert_array_equal(eps[:, 96:], 0.5 * unit[:, 96:])
+
+
+@pytest.mark.parametrize("name", REFERENCE_MODELS)
+def test_temperature_sample_matches_the_originals_decoded_T(name):
+    glow, ref = reference(name)
+    y = ref["y"] if glow.config.ycond else None
+    x = latent.decode(glow, float(ref["temperature"]) * ref["eps_T"], y, postprocess=False)
+    np.testing.assert_allclose(x + 0.5, ref["decoded_T"], atol=1e-4)
+
+
+def test_check_temperature():
+    assert latent.check_temperature(0.7, 3) == (0.7, 0.7, 0.7)
+    assert latent.check_temperature([0, 0.5, 1], 3) == (0.0, 0.5, 1.0)
+    with pytest.raises(ValueError, match="temperature -0.1 is invalid; expected a finite number >= 0"):
+        latent.check_temperature(-0.1, 2)
+    with pytest.raises(ValueError, match="temperature nan"):
+        latent.check_temperature(float("nan"), 2)
+    with pytest.raises(ValueError, match="3 per-level temperatures .* has 2 levels"):
+        latent.check_temperature([1, 1, 1], 2)
+
+
+# --- the command line -------------------------------------------------------------------------------------
+def test_cli_same_seed_same_grid_and_samples_independent_of_n(digits_run, digits_glow, tmp_path):
+    model = ["--logdir", str(digits_run), "--quiet"]
+    for name, seed, n in (("a", 0, 9), ("b", 0, 9), ("c", 1, 9), ("d", 0, 4)):
+        assert main(["sample", "--temperature", "0.7", "--n", str(n), "--seed", str(seed),
+                     "--out", str(tmp_path / f"{name}.png"), *model]) == 0
+    a, b, c, d = (_png(tmp_path / f"{k}.png") for k in "abcd")
+    assert a.shape == (24, 24, 3)  # ceil(sqrt(9)) = 3 columns of 8x8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    np.testing.assert_array_equal(_tiles(a, 8), latent.sample(digits_glow, 9, 0.7, seed=0))
+    np.testing.assert_array_equal(_tiles(d, 8), _tiles(a, 8)[:4])
+
+
+def test_cli_several_temperatures_one_row_each_with_npz_and_pngs(digits_run, digits_glow, tmp_path):
+    out, npz = tmp_path / "rows.png", tmp_path / "s.npz"
+    assert main(["sample", "--logdir", str(digits_run), "--quiet", "--temperature", "0", "0.5", "1,0.25",
+                 "--n", "5", "--seed", "7", "--batch_size", "2", "--out", str(out), "--npz", str(npz),
+                 "--png_dir", str(tmp_path / "pngs")]) == 0
+    grid = _png(out)
+    assert grid.shape == (24, 40, 3)  # 3 temperatures x 5 samples
+    unit = latent.unit_eps(digits_glow.config, 5, seed=7)
+    scales = [latent.temperature_scale(digits_glow.config, t) for t in (0.0, 0.5, [1.0, 0.25])]
+    expected = np.concatenate([latent.decode(digits_glow, unit * s) for s in scales])
+    np.testing.assert_array_equal(_tiles(grid, 8), expected)
+    data = np.load(npz)
+    np.testing.assert_allclose(data["eps"], np.concatenate([unit * s for s in scales]), rtol=1e-6)
+    np.testing.assert_array_equal(data["images"], expected)
+    temperatures = data["temperature"].tolist()
+    assert temperatures[4:6] == [[0.0, 0.0], [0.5, 0.5]] and temperatures[-1] == [1.0, 0.25]
+    assert int(data["seed"]) == 7 and "y" not in data and data["eps_1"].shape == (15, 2, 2, 24)
+    np.testing.assert_array_equal(_png(tmp_path / "pngs" / "sample_T1-0.25_00004.png"), expected[-1])
+    # decoding the saved latents gives the same images back
+    assert main(["decode", str(npz), "--logdir", str(digits_run), "--quiet", "--n_cols", "5",
+                 "--out", str(tmp_path / "again.png")]) == 0
+    np.testing.assert_array_equal(_png(tmp_path / "again.png"), grid)
+
+
+def test_cli_class_conditional_original_checkpoint(tmp_path):
+    glow, _ = reference("affine_lu_ycond")
+    unit = latent.unit_eps(glow.config, 4, seed=0)
+    assert main(["sample", *_original("affine_lu_ycond"), "--cpu", "--n", "4", "--seed", "0", "--y", "3",
+                 "--out", str(tmp_path / "y3.png")]) == 0
+    np.testing.assert_array_equal(_tiles(_png(tmp_path / "y3.png"), 8), latent.decode(glow, 0.7 * unit, y=3))
+    # without --y, sample i gets class i % n_y (the original's sample grids); hps from a train.txt
+    hps = json.loads((FIXTURES / "affine_lu_ycond" / "hps.json").read_text())
+    (tmp_path / "train.txt").write_text(json.dumps(hps) + "\n" + json.dumps({"epoch": 1, "loss": "3.1"}) + "\n")
+    args = _original("affine_lu_ycond")
+    args[args.index("--hps") + 1] = str(tmp_path / "train.txt")
+    assert main(["sample", *args, "--n", "4", "--seed", "0", "--temperature", "0",
+                 "--npz", str(tmp_path / "s.npz"), "--out", str(tmp_path / "t0.png")]) == 0
+    data = np.load(tmp_path / "s.npz")
+    assert data["y"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(data["images"], latent.decode(glow, np.zeros((4, 192)), y=[0, 1, 2, 3]))
+
+
+def test_cli_errors(digits_run, tmp_path, capsys):
+    def error(argv):
+        assert main(argv) == 2
+        return capsys.readouterr().err
+
+    run = ["--logdir", str(digits_run), "--quiet", "--out", str(tmp_path / "x.png")]
+    negative = error(["sample", *run, "--temperature", "-0.5"])
+    assert "temperature -0.5 is invalid; expected a finite number >= 0" in negative
+    assert "3 per-level temperatures" in error(["sample", *run, "--temperature", "1,1,1"])
+    assert "--y 2: class labels y=2 given, but this model is unconditional" in error(["sample", *run, "--y", "2"])
+    ycond = [*_original("affine_lu_ycond"), "--out", str(tmp_path / "x.png")]
+    out_of_range = error(["sample", *ycond, "--y", "10"])
+    assert "--y 10: class 10 is out of range: the model has n_y=10 classes (0..9)" in out_of_range
+    assert "class -1 is out of range" in error(["sample", *ycond, "--y", "1,-1"])
+    assert "expected a class number" in error(["sample", *ycond, "--y", "cat"])
+
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    glow_tf.GlowConfig(image_size=8, n_levels=2, depth=1, width=4).save(empty / "config.json")
+    assert "no latest checkpoint in" in error(["sample", "--logdir", str(empty), "--out", str(tmp_path / "x.png")])
+    assert "no model given" in error(["sample", "--out", str(tmp_path / "x.png")])
+    # an original checkpoint without its hyper-parameters
+    err = error(["sample", "--restore_path", str(FIXTURES / "additive_reverse" / "model.ckpt"),
+                 "--out", str(tmp_path / "x.png")])
+    assert "no config.json" in err and "--hps" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_sample_py_command_line(digits_run, digits_glow, tmp_path):
+    """The issue's command, run as a user would, and a latent command through sample.py."""
+    cmd = [sys.executable, str(ROOT / "sample.py"), "--logdir", str(digits_run), "--temperature", "0.7",
+           "--n", "64", "--seed", "0", "--out", str(tmp_path / "grid.png")]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    grid = _png(tmp_path / "grid.png")
+    assert grid.shape == (64, 64, 3)
+    np.testing.assert_array_equal(_tiles(grid, 8), latent.sample(digits_glow, 64, 0.7, seed=0))
+    bad = subprocess.run([*cmd[:2], "decode", str(tmp_path / "missing.npz"), "--logdir", str(digits_run),
+                          "--out", str(tmp_path / "d.png")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "error: no latents file" in bad.stderr and "Traceback" not in bad.stderr
