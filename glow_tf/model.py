@@ -301,6 +301,9 @@ class Glow(tf.Module):
         y = tf.convert_to_tensor(y)
         if y.dtype.is_floating or y.shape.rank != 1:
             raise ValueError(f"labels y must be integers of shape [N], got {y.dtype.name} {y.shape}")
+        n = tf.TensorShape(like.shape)[0] if tf.TensorShape(like.shape).rank else None
+        if y.shape[0] is not None and n is not None and y.shape[0] != n:
+            raise ValueError(f"{y.shape[0]} labels given for a batch of {n}; expected one label per example")
         if tf.executing_eagerly() and y.shape[0]:
             bad = y.numpy()[(y.numpy() < 0) | (y.numpy() >= self.config.n_y)]
             if bad.size:

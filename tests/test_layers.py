@@ -1,0 +1,96 @@
+"""The non-invertible layers (openai tfops.add_edge_padding, conv2d, conv2d_zeros, linear_zeros and
+model.py:f), each against a NumPy restatement of the original."""
+import numpy as np
+import tensorflow as tf
+
+from bijector_checks import perturb, random_normal
+from glow_tf.layers import Conv2D, Conv2DZeros, CouplingNetwork, LinearZeros, add_edge_padding
+
+
+def _np_edge_pad(x):
+    """tfops.add_edge_padding for a 3x3 filter: zero-pad by 1 and append a border-indicator channel."""
+    n, h, w, _ = x.shape
+    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    indicator = np.ones([n, h + 2, w + 2, 1], dtype=x.dtype)
+    indicator[:, 1:-1, 1:-1] = 0.0
+    return np.concatenate([padded, indicator], axis=-1)
+
+
+def _np_conv_valid(x, w):
+    kh, kw = w.shape[:2]
+    n, h, wd, _ = x.shape
+    out = np.zeros([n, h - kh + 1, wd - kw + 1, w.shape[-1]])
+    for di in range(kh):
+        for dj in range(kw):
+            out += np.einsum("nhwc,co->nhwo", x[:, di:di + h - kh + 1, dj:dj + wd - kw + 1], w[di, dj])
+    return out
+
+
+def _np_actnorm(x, actnorm):
+    return (x + actnorm.b.numpy()) * np.exp(3.0 * actnorm.logs_var.numpy())
+
+
+def test_edge_padding_appends_a_border_indicator():
+    x = random_normal([2, 3, 4, 2], seed=0)
+    padded = add_edge_padding(x, 3).numpy()
+    assert padded.shape == (2, 5, 6, 3)
+    np.testing.assert_array_equal(padded, _np_edge_pad(x.numpy()))
+    # the indicator by hand: 1 on the padded ring, 0 on the 3x4 interior
+    expected = np.ones([5, 6])
+    expected[1:4, 1:5] = 0
+    np.testing.assert_array_equal(padded[1, :, :, 2], expected)
+
+
+def test_conv2d_zeros_is_conv_plus_bias_times_exp_3_logs_and_starts_at_zero():
+    layer = Conv2DZeros(2, 5, name="conv")
+    x = random_normal([2, 4, 4, 2], seed=1)
+    np.testing.assert_array_equal(layer(x), 0.0)
+    assert layer.W.shape == (3, 3, 3, 5) and layer.b.shape == (1, 1, 1, 5) and layer.logs.shape == (1, 5)
+    perturb(layer, 0.3, seed=2)
+    expected = (_np_conv_valid(_np_edge_pad(x.numpy()), layer.W.numpy()) + layer.b.numpy()) * np.exp(
+        3.0 * layer.logs.numpy())  # the scale multiplies the bias too
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_edge_bias_makes_a_conv_of_zeros_border_dependent():
+    layer = Conv2DZeros(1, 1, name="conv")
+    w = np.zeros([3, 3, 2, 1], np.float32)
+    w[:, :, 1, 0] = 1.0  # count the taps that read padding
+    layer.W.assign(w)
+    out = layer(tf.zeros([1, 4, 4, 1])).numpy()[0, :, :, 0]
+    expected = np.array([[5, 3, 3, 5], [3, 0, 0, 3], [3, 0, 0, 3], [5, 3, 3, 5]])
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_linear_zeros():
+    layer = LinearZeros(3, 4, name="lin")
+    x = random_normal([2, 3], seed=3)
+    np.testing.assert_array_equal(layer(x), 0.0)
+    perturb(layer, 0.3, seed=4)
+    expected = (x.numpy() @ layer.W.numpy() + layer.b.numpy()) * np.exp(3.0 * layer.logs.numpy())
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5)
+
+
+def test_conv2d_has_no_bias_and_is_followed_by_actnorm():
+    layer = Conv2D(2, 64, 3, np.random.RandomState(5), name="l_1")
+    assert layer.W.shape == (3, 3, 3, 64)
+    assert {v.name.split("/")[-1].split(":")[0] for v in layer.trainable_variables} == {"W", "b", "logs"}
+    assert abs(layer.W.numpy().std() - 0.05) < 0.005  # N(0, 0.05)
+    perturb(layer.actnorm, 0.3, seed=6)
+    x = random_normal([2, 4, 4, 2], seed=7)
+    expected = _np_actnorm(_np_conv_valid(_np_edge_pad(x.numpy()), layer.W.numpy()), layer.actnorm)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-4, atol=1e-5)
+    one_by_one = Conv2D(4, 8, 1, np.random.RandomState(5), name="l_2")
+    assert one_by_one.W.shape == (1, 1, 4, 8)  # no edge channel for 1x1 filters
+
+
+def test_coupling_network_is_conv_actnorm_relu_twice_then_conv_zeros():
+    f = CouplingNetwork(2, 8, 4, np.random.RandomState(8))
+    x = random_normal([2, 4, 4, 2], seed=9)
+    np.testing.assert_array_equal(f(x), 0.0)  # l_last is zero-initialised
+    perturb(f, 0.3, seed=10)
+    h = np.maximum(_np_actnorm(_np_conv_valid(_np_edge_pad(x.numpy()), f.l_1.W.numpy()), f.l_1.actnorm), 0)
+    h = np.maximum(_np_actnorm(_np_conv_valid(h, f.l_2.W.numpy()), f.l_2.actnorm), 0)
+    last = f.l_last
+    out = (_np_conv_valid(_np_edge_pad(h), last.W.numpy()) + last.b.numpy()) * np.exp(3.0 * last.logs.numpy())
+    np.testing.assert_allclose(f(x), out, rtol=1e-4, atol=1e-5)
