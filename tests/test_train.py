@@ -166,3 +166,21 @@ def test_original_tf1_checkpoint_restores_and_fine_tunes(tmp_path):
     wrong = run_train([*args[:-4], "--logdir", str(tmp_path / "w"), "--learntop", "--restore_path",
                        os.path.join(ref, "model.ckpt")], check=False)
     assert wrong.returncode != 0 and "does not fit the config" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(uninterrupted, tmp_path):
+    """An absurd learning rate blows the weights up after one step: every later step has a non-finite
+    loss or gradient, is skipped and counted, and the run stops after --max_nonfinite_steps in a row."""
+    logdir = str(tmp_path / "nonfinite")
+    proc = run_train([*TINY, "--epochs", "12", "--logdir", logdir, "--restore_path", uninterrupted,
+                      "--lr", "1e30", "--max_nonfinite_steps", "6"], check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    # resumed at step 32 (8 epochs of 4): step 33 updates, 34-36 are skipped in epoch 9, 37-39 in epoch 10
+    assert "stopped at step 39 (epoch 10): 6 consecutive steps had a non-finite loss" in proc.stderr
+    _, train = read_jsonl(os.path.join(logdir, "train.txt"))
+    assert [(int(r["epoch"]), r["n_skipped"]) for r in train] == [(9, 3)]
+    assert np.isfinite(float(train[0]["bits_x"]))  # the mean of the finite steps only
+    # the checkpoint of epoch 9 holds no NaN or Inf: skipped steps never touch the weights
+    for name, value in final_weights(logdir).items():
+        if value.dtype.kind == "f":
+            assert np.all(np.isfinite(value)), name
