@@ -25,7 +25,7 @@ from tqdm import tqdm
 import data_loaders
 from glow_tf import Glow, GlowConfig
 from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, load_original_checkpoint
-from glow_tf.distributed import Distributed
+from glow_tf.distributed import Distributed, peer_stopped
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
 from glow_tf.training import (STAT_NAMES, INIT_NOISE, ResultLogger, RunState, draw_samples, make_sampler,
                               make_test_step, make_train_step, save_samples, stream_seed)
@@ -114,6 +114,9 @@ def get_arguments(argv=None):
                              "(each such step is skipped and counted)")
     parser.add_argument("--progress", type=str, default="auto", choices=["auto", "on", "off"],
                         help="Progress bar with images/s and bits/dim (auto: when stderr is a terminal)")
+    parser.add_argument("--init_allreduce", type=int, default=0,
+                        help="Data-parallel runs: initialise each actnorm from the mean and variance over every "
+                             "worker's init batch (1), instead of rank 0's batch as the original (0)")
     args = parser.parse_args(argv)  # argparse expands unique prefixes: the original README's --n_level works
     check_arguments(parser, args)
     return args
@@ -160,77 +163,134 @@ def restore_prefix(path):
         raise SystemExit(f"train.py: --restore_path: {e}") from None
 
 
-def build_model(args, config, data, dist):
-    """(glow, optimizer, state, resumed): a fresh, initialised model or one restored from --restore_path."""
+def resolve_restore(args, config):
+    """(kind, prefix) for --restore_path: ("run", prefix) for a checkpoint of this port, whose config
+    must equal `config`; ("original", prefix) for a TF1 checkpoint of the original release; (None,
+    None) without --restore_path. Only the chief calls it: the other workers never read checkpoints."""
+    if not args.restore_path:
+        return None, None
+    prefix = restore_prefix(args.restore_path)
+    if is_original_checkpoint(prefix):
+        return "original", prefix
+    try:
+        saved = find_config(prefix)
+    except FileNotFoundError as e:
+        raise SystemExit(f"train.py: --restore_path: {e}") from None
+    if saved != config:
+        diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
+        raise SystemExit(f"train.py: --restore_path {args.restore_path!r} does not fit the flags: "
+                         + ", ".join(f"{k} is {a!r} in the checkpoint but {b!r} here" for k, (a, b) in diff.items()))
+    return "run", prefix
+
+
+def build_model(args, config, data, dist, restore_kind, prefix):
+    """(glow, optimizer, state, resumed): a fresh, initialised model or one restored from --restore_path.
+
+    `restore_kind` ("run", "original" or None) is the same on every worker; only the chief reads the
+    checkpoint (`prefix` is None elsewhere) and every worker ends with the chief's variables.
+    """
     state = RunState()
-    resumed = False
-    prefix = restore_prefix(args.restore_path) if args.restore_path else None
-    if prefix and is_original_checkpoint(prefix):
-        try:
-            glow = load_original_checkpoint(prefix, config)
-        except ValueError as e:
-            raise SystemExit(f"train.py: --restore_path: {e}") from None
-    else:
-        glow = Glow(config, seed=dist.rank + dist.size * args.seed)
-        if prefix:
-            saved = find_config(prefix)
-            if saved != config:
-                diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
-                raise SystemExit(f"train.py: --restore_path {args.restore_path!r} does not fit the flags: "
-                                 + ", ".join(f"{k} is {a!r} in the checkpoint but {b!r} here" for k, (a, b) in diff.items()))
+    seed = dist.rank + dist.size * args.seed
+    glow = None
+    if restore_kind == "original":
+        with dist.stop_together():
+            if dist.is_chief:
+                try:
+                    glow = load_original_checkpoint(prefix, config)
+                except ValueError as e:
+                    raise SystemExit(f"train.py: --restore_path: {e}") from None
+    if glow is None:
+        glow = Glow(config, seed=seed)
+    if restore_kind is None:
+        # Data-dependent init on the chief's batch, then broadcast (the original's init pass + broadcast);
+        # or, with --init_allreduce, on every worker's batch from the chief's initial weights.
+        x, y = data.init_batch if dist.is_chief or args.init_allreduce else (None, None)
+        init_seed = stream_seed(seed, INIT_NOISE, 0)
+        if args.init_allreduce and dist.size > 1:
+            dist.broadcast_variables(glow.variables)
+            with dist.allreduced_actnorm_init(glow):
+                glow.initialize(x, y if config.ycond else None, seed=init_seed)
         elif dist.is_chief:
-            # Data-dependent init on the chief's batch, then broadcast (the original's init pass + broadcast).
-            x, y = data.init_batch
-            glow.initialize(x, y if config.ycond else None, seed=stream_seed(dist.rank + dist.size * args.seed,
-                                                                             INIT_NOISE, 0))
+            glow.initialize(x, y if config.ycond else None, seed=init_seed)
     glow.gradient_checkpointing = bool(args.gradient_checkpointing)
     optimizer = Optimizer(glow.trainable_variables, kind=args.optimizer, beta1=args.beta1,
                           beta2=beta2_from(args.train_its, args.polyak_epochs), weight_decay=args.weight_decay)
-    if prefix and not is_original_checkpoint(prefix):
-        if dist.is_chief:
-            tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state).restore(prefix).assert_existing_objects_matched()
-        resumed = True
+    if restore_kind == "run":
+        with dist.stop_together():
+            if dist.is_chief:
+                try:
+                    tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state).restore(
+                        prefix).assert_existing_objects_matched()
+                except (AssertionError, ValueError, tf.errors.OpError) as e:
+                    raise SystemExit(f"train.py: --restore_path: cannot restore {prefix!r} with these flags "
+                                     f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     # Every worker continues from the chief's weights, optimiser state and counters.
     dist.broadcast_variables([*glow.variables, *optimizer.variables, *state.variables])
-    return glow, optimizer, state, resumed
+    return glow, optimizer, state, restore_kind == "run"
+
+
+# Flags each worker may set for itself: they do not change what is computed (the chief alone reads
+# --restore_path and writes --logdir; data_dir may differ between machines).
+WORKER_LOCAL_FLAGS = ("verbose", "progress", "data_dir", "fmap", "pmap", "logdir", "restore_path", "resume")
+
+
+def run_settings(args, config):
+    """What every worker must agree on: the model's config and every other flag or derived value."""
+    settings = config.to_dict()
+    settings.update({k: v for k, v in vars(args).items() if k not in WORKER_LOCAL_FLAGS and k not in settings})
+    return settings
 
 
 def main(argv=None):
     args = get_arguments(argv)
-    dist = Distributed()
-    dist.pin_gpu()
-    tf.random.set_seed(dist.rank + dist.size * args.seed)
-    np.random.seed(dist.rank + dist.size * args.seed)
-
-    # --- Data ---------------------------------------------------------------------------------
     try:
-        data = data_loaders.get_data(args.problem, args.data_dir, image_size=args.image_size, n_test=args.n_test,
-                                     n_batch_train=args.n_batch_train, n_batch_init=args.n_batch_init,
-                                     anchor_size=args.anchor_size, dal=args.dal, fmap=args.fmap, pmap=args.pmap,
-                                     category=args.category, seed=args.seed, rank=dist.rank, size=dist.size)
-    except (ValueError, FileNotFoundError) as e:
+        dist = Distributed()
+    except RuntimeError as e:  # launched by horovodrun/mpirun without a usable Horovod
         raise SystemExit(f"train.py: {e}") from None
-    args.image_size, args.n_y = data.image_size, data.n_y
-    args.local_batch_train, args.local_batch_test = data.local_batch_train, data.local_batch_test
-    args.local_batch_init = data.local_batch_init
-    args.train_its = int(np.ceil(args.n_train / (args.n_batch_train * dist.size)))  # anchored batch, as the original
-    args.full_test_its = data.full_test_its
-    args.n_bins = 2.0 ** args.n_bits_x
-    args.size = dist.size
-    config = model_config(args, data)
-    args.top_shape = list(config.top_shape)
+
+    # --- Data, config, restore and logdir checks: what may fail on one worker only happens before
+    # any collective, and a failure on any worker stops every worker with one line ---------------
+    with dist.stop_together():
+        try:
+            dist.pin_gpu()
+        except RuntimeError as e:
+            raise SystemExit(f"train.py: {e}") from None
+        try:
+            data = data_loaders.get_data(args.problem, args.data_dir, image_size=args.image_size, n_test=args.n_test,
+                                         n_batch_train=args.n_batch_train, n_batch_init=args.n_batch_init,
+                                         anchor_size=args.anchor_size, dal=args.dal, fmap=args.fmap, pmap=args.pmap,
+                                         category=args.category, seed=args.seed, rank=dist.rank, size=dist.size)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(f"train.py: {e}") from None
+        args.image_size, args.n_y = data.image_size, data.n_y
+        args.local_batch_train, args.local_batch_test = data.local_batch_train, data.local_batch_test
+        args.local_batch_init = data.local_batch_init
+        # the anchored batch, as the original: n_batch_train * size images per step
+        args.train_its = int(np.ceil(args.n_train / (args.n_batch_train * dist.size)))
+        args.full_test_its = data.full_test_its
+        args.n_bins = 2.0 ** args.n_bits_x
+        args.size = dist.size
+        config = model_config(args, data)
+        args.top_shape = list(config.top_shape)
+        restore_kind, prefix = resolve_restore(args, config) if dist.is_chief else (None, None)
+        if (dist.is_chief and restore_kind != "run"
+                and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"]))):
+            raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --resume (or "
+                             f"--restore_path {args.logdir}) or choose another --logdir")
+    # Equal flags give equal collectives on every worker (e.g. the same full_test_its and train_its).
+    dist.check_same(run_settings(args, config))
+    restore_kind = dist.broadcast_object(restore_kind)
+    seed = dist.rank + dist.size * args.seed  # the original's per-worker seed
+    tf.random.set_seed(seed)
+    np.random.seed(seed)
     if dist.is_chief:
         print(f"Rank {dist.rank} Batch sizes train {data.local_batch_train} test {data.local_batch_test} "
               f"init {data.local_batch_init}; {dist.size} worker(s); train_its {args.train_its}")
 
     # --- Model, optimiser, data-dependent init or restore -------------------------------------
-    glow, optimizer, state, resumed = build_model(args, config, data, dist)
-    seed = dist.rank + dist.size * args.seed
+    glow, optimizer, state, resumed = build_model(args, config, data, dist, restore_kind, prefix)
     if dist.is_chief:
         os.makedirs(args.logdir, exist_ok=True)
-        if not resumed and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
-            raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --resume (or "
-                             f"--restore_path {args.logdir}) or choose another --logdir")
         config.save(os.path.join(args.logdir, CONFIG_NAME))
     if args.inference:
         return infer(glow, data, args, dist, seed)
@@ -405,4 +465,10 @@ def infer(glow, data, args, dist, seed):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except tf.errors.OpError as e:
+        if not peer_stopped(e):
+            raise
+        # Another worker failed and Horovod shut down: its own error is the one to read.
+        raise SystemExit("train.py: stopping: another worker stopped (its error is printed above)") from None

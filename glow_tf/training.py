@@ -44,21 +44,33 @@ def make_train_step(glow, optimizer, dist, seed, jit=False):
     """One optimisation step (the original's model.train): objective, gradients averaged over workers,
     the update (skipped, state untouched, when the loss or any gradient is not finite).
 
-    Returns the worker-averaged batch means of STAT_NAMES, the global gradient norm and `finite`.
+    `step(x, y, lr, counter, noise=None)` returns the worker-averaged batch means of STAT_NAMES, the
+    global gradient norm and `finite`; the dequantisation noise is drawn from (seed, counter) unless
+    `noise` is given. `finite` is computed from the averaged values, so every worker takes the same
+    decision. With `jit` the step is compiled with XLA; with several workers only the objective and
+    its gradients are, since Horovod's collectives have no XLA kernels.
     """
     params = glow.trainable_variables
+    distributed = dist.size > 1
 
-    def step(x, y, lr, counter):
+    def local_gradients(x, y, counter, noise):
         with tf.GradientTape() as tape:
-            stats = glow.objective(x, y, seed=stream_seed(seed, TRAIN_NOISE, counter))
+            stats = glow.objective(x, y, noise=noise, seed=stream_seed(seed, TRAIN_NOISE, counter))
             loss = tf.reduce_mean(stats["loss"])
-        grads = dist.allreduce_mean(tape.gradient(loss, params))
-        means = dist.allreduce_mean([tf.reduce_mean(stats[k]) for k in STAT_NAMES])
+        return tape.gradient(loss, params), [tf.reduce_mean(stats[k]) for k in STAT_NAMES]
+
+    if jit and distributed:
+        local_gradients = tf.function(local_gradients, jit_compile=True, reduce_retracing=True)
+
+    def step(x, y, lr, counter, noise=None):
+        grads, means = local_gradients(x, y, counter, noise)
+        reduced = dist.allreduce_mean([*grads, *means])  # one collective for both
+        grads, means = reduced[:len(grads)], reduced[len(grads):]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in [*grads, *means]])
         optimizer.apply(grads, lr, skip=tf.logical_not(finite))
         return tf.stack(means), tf.linalg.global_norm(grads), finite
 
-    return tf.function(step, jit_compile=jit, reduce_retracing=True)
+    return tf.function(step, jit_compile=jit and not distributed, reduce_retracing=True)
 
 
 def make_test_step(glow, dist, seed):

@@ -1,0 +1,385 @@
+"""Data-parallel training with Horovod (original_glow.md §3.5): 2-worker `horovodrun --gloo` runs of
+train.py on digits, against single-process computations of what the workers must have done; the
+errors of misconfigured runs; the single-process fallback.
+
+Each rank runs tests/distributed_worker.py, which calls train.main and saves its variables and the
+batches it consumed. The horovodrun tests skip when horovod is not importable.
+"""
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import data_loaders
+import distributed_worker as worker
+from data_loaders.digits import load_digits
+from glow_tf import Glow, GlowConfig
+from glow_tf.distributed import Distributed, _chunks
+from glow_tf.training import INIT_NOISE, stream_seed
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(REPO, "tests", "distributed_worker.py")
+HOROVODRUN = shutil.which("horovodrun", path=os.path.dirname(sys.executable)) or shutil.which("horovodrun")
+# One thread per rank: two ranks share the two cores.
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
+       "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+LAUNCHER_VARS = ("HOROVOD_RANK", "HOROVOD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK",
+                 "PMI_SIZE")
+
+SEED = 3
+# test_train.py's tiny model; with 2 workers an epoch is ceil(256 / (64 * 2)) = 2 steps of 64 images each.
+TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels", "2", "--depth", "2",
+        "--width", "16", "--n_train", "256", "--epochs_warmup", "1", "--epochs_full_valid", "2",
+        "--epochs_full_sample", "3", "--flow_coupling", "1", "--learntop", "--gradient_checkpointing", "0",
+        "--seed", str(SEED), "--n_batch_init", "128", "--keep_checkpoints", "5"]
+EPOCHS = 5  # epochs 1..4: 8 steps
+
+
+def _horovod_missing():
+    try:
+        import horovod.tensorflow  # noqa: F401, PLC0415
+    except ImportError as e:
+        return f"horovod is not importable ({e}); scripts/install.sh builds it"
+    if HOROVODRUN is None:
+        return "horovodrun is not on PATH"
+    return None
+
+
+HOROVOD_MISSING = _horovod_missing()
+needs_horovod = pytest.mark.skipif(HOROVOD_MISSING is not None, reason=str(HOROVOD_MISSING))
+
+
+def horovodrun(args, timeout=300):
+    """`horovodrun -np 2 -H localhost:2 --gloo python ARGS`; returns (returncode, combined output).
+
+    The timeout turns a hang (a worker waiting in a collective for one that is gone) into a failure;
+    horovodrun and its workers run in their own process group, killed then.
+    """
+    proc = subprocess.Popen([HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, *args],
+                            env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"horovodrun {' '.join(args)} hung for {timeout} s:\n{(stdout + stderr)[-5000:]}") from None
+    return proc.returncode, stdout + stderr
+
+
+def rank_lines(output, rank, stream="stderr"):
+    """The lines a rank wrote to stream, as horovodrun relays them ("[rank]<stream>:line")."""
+    tag = f"[{rank}]<{stream}>:"
+    return [line[len(tag):] for line in output.splitlines() if line.startswith(tag)]
+
+
+def run_workers(outdir, train_args, rank1_args=""):
+    code, out = horovodrun([WORKER, "train", str(outdir), "--rank_args", "1", rank1_args, "--", *train_args])
+    if code != 0:
+        raise AssertionError(f"horovodrun failed ({code}):\n{out[-5000:]}")
+    ranks = []
+    for r in (0, 1):
+        with open(os.path.join(outdir, f"rank{r}.pkl"), "rb") as f:
+            ranks.append(pickle.load(f))
+    return ranks
+
+
+def assert_same_variables(actual, expected, atol=0.0, what=""):
+    assert len(actual) == len(expected), what
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        if atol == 0.0:
+            np.testing.assert_array_equal(a, e, err_msg=f"{what} variable {i}")
+        else:
+            np.testing.assert_allclose(a, e, atol=atol, rtol=0, err_msg=f"{what} variable {i}")
+
+
+def init_batch(rank):
+    """The init batch train.py gives `rank` of 2 with TINY's flags."""
+    data = data_loaders.get_data("digits", n_batch_train=64, n_batch_init=128, anchor_size=8, dal=0, seed=SEED,
+                                 rank=rank, size=2)
+    return data.init_batch
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """2 workers, 4 epochs on digits; rank 1 is given its own --logdir, which must stay unused."""
+    out = tmp_path_factory.mktemp("two_ranks")
+    logdir = str(out / "logdir")
+    ranks = run_workers(out, [*TINY, "--epochs", str(EPOCHS), "--logdir", logdir],
+                        rank1_args=f"--logdir {out / 'logdir_of_rank1'}")
+    config = GlowConfig.load(os.path.join(logdir, "config.json"))
+    return {"out": out, "logdir": logdir, "ranks": ranks, "config": config}
+
+
+@pytest.fixture(scope="module")
+def step_run(tmp_path_factory):
+    """The step worker's results on both ranks (see distributed_worker.one_step)."""
+    out = tmp_path_factory.mktemp("step")
+    code, output = horovodrun([WORKER, "step", str(out)])
+    if code != 0:
+        raise AssertionError(f"horovodrun failed ({code}):\n{output[-5000:]}")
+    ranks = []
+    for r in (0, 1):
+        with open(out / f"step{r}.pkl", "rb") as f:
+            ranks.append(pickle.load(f))
+    return ranks
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_ranks_end_with_identical_weights_equal_to_the_checkpoint(digits_run):
+    r0, r1 = digits_run["ranks"]
+    assert_same_variables(r1["final"], r0["final"], what="rank 1 vs rank 0")
+    assert any(not np.array_equal(a, b) for a, b in zip(r0["final"], r0["after_build"])), "nothing was trained"
+    glow = Glow(digits_run["config"])
+    prefix = tf.train.latest_checkpoint(os.path.join(digits_run["logdir"], "checkpoints"))
+    tf.train.Checkpoint(model=glow).restore(prefix).expect_partial()
+    assert_same_variables([v.numpy() for v in glow.variables], r0["final"], what="checkpoint vs rank 0")
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_ranks_train_on_disjoint_shards(digits_run):
+    """Every consumed image is a training image (digits has no duplicates); rank r's come from its
+    contiguous half of the training set (the original's shard), so the ranks never share one."""
+    x_train = load_digits(8)[0]
+    index = {img.tobytes(): i for i, img in enumerate(x_train)}
+    assert len(index) == len(x_train)
+    half = len(x_train) // 2
+    used = []
+    for r, rank in enumerate(digits_run["ranks"]):
+        batches = rank["consumed"]
+        assert len(batches) >= 2 * (EPOCHS - 1) and all(b.shape == (64, 8, 8, 3) for b in batches)
+        ids = np.array([index[img.tobytes()] for b in batches[:2 * (EPOCHS - 1)] for img in b])
+        assert np.all((ids >= r * half) & (ids < (r + 1) * half)), f"rank {r} left its shard"
+        used.append(set(ids.tolist()))
+    assert not used[0] & used[1]
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_init_is_rank0s_init_broadcast_to_every_rank(digits_run):
+    """The original: rank 0 builds its weights (seed rank + size*seed), initialises the actnorms on its
+    init batch with its init noise, and broadcasts; rank 1's own weights and batch play no part."""
+    x0, _ = init_batch(0)
+    reference = Glow(digits_run["config"], seed=0 + 2 * SEED)
+    reference.initialize(x0, seed=stream_seed(0 + 2 * SEED, INIT_NOISE, 0))
+    expected = [v.numpy() for v in reference.variables]
+    for r, rank in enumerate(digits_run["ranks"]):
+        assert_same_variables(rank["after_build"], expected, atol=1e-6, what=f"rank {r} after init")
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_only_rank0_writes_files(digits_run):
+    out, logdir = digits_run["out"], digits_run["logdir"]
+    written = set(os.listdir(logdir))
+    assert {"config.json", "train.txt", "test.txt", "checkpoints", "best", "epoch_1_sample_0.png"} <= written
+    assert not os.path.exists(out / "logdir_of_rank1")  # rank 1's --logdir
+    assert os.listdir(out / "cwd0") == [] and os.listdir(out / "cwd1") == []  # nothing relative to the cwd
+    with open(os.path.join(logdir, "train.txt")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 1 + EPOCHS - 1, "one hyper-parameter line, then one line per epoch, written once"
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_two_rank_resume_continues_exactly(digits_run, tmp_path):
+    """Resuming from the run's checkpoint after epoch 2 (step 4) ends with the uninterrupted run's
+    weights. Rank 1 is given a --restore_path that does not exist: only rank 0 reads the checkpoint,
+    and the counters (epoch, step) reach rank 1 by broadcast, so it resumes its stream at batch 4."""
+    ckpt = os.path.join(digits_run["logdir"], "checkpoints", "ckpt-4")
+    assert os.path.exists(ckpt + ".index")
+    ranks = run_workers(tmp_path, [*TINY, "--epochs", str(EPOCHS), "--logdir", str(tmp_path / "logdir"),
+                                   "--restore_path", ckpt],
+                        rank1_args=f"--restore_path {tmp_path / 'nonexistent'} --logdir {tmp_path / 'logdir_of_rank1'}")
+    for r in (0, 1):
+        assert_same_variables(ranks[r]["final"], digits_run["ranks"][0]["final"], atol=1e-6, what=f"rank {r}")
+        resumed_batches, full_batches = ranks[r]["consumed"][:4], digits_run["ranks"][r]["consumed"][4:8]
+        for got, want in zip(resumed_batches, full_batches):
+            np.testing.assert_array_equal(got, want)
+    assert not os.path.exists(tmp_path / "logdir_of_rank1")
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_inference_gathers_every_ranks_test_shard_in_order(digits_run, tmp_path):
+    """--inference with 2 ranks: each encodes and decodes its half of the test set; rank 0 writes
+    them all, in the test set's order (the reconstructions are the test images, up to one level)."""
+    code, out = horovodrun([os.path.join(REPO, "train.py"), *TINY, "--epochs", str(EPOCHS), "--inference",
+                            "--restore_path", digits_run["logdir"], "--logdir", str(tmp_path / "inference")])
+    assert code == 0, out[-5000:]
+    z, x, y = (np.load(tmp_path / "inference" / f"{k}.npy") for k in "zxy")
+    _, _, x_test, y_test = load_digits(8)
+    assert z.shape == (len(x_test), 8 * 8 * 3) and x.shape == x_test.shape
+    np.testing.assert_array_equal(y, y_test)
+    diff = np.abs(x.astype(int) - x_test.astype(int))
+    assert diff.max() <= 1 and np.mean(diff > 0) < 1e-3
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_init_allreduce_is_the_init_on_all_ranks_batches(tmp_path):
+    """--init_allreduce 1: every actnorm's statistics over both ranks' init batches (each with its own
+    init noise), from rank 0's initial weights: the single-process init on the concatenated batch."""
+    ranks = run_workers(tmp_path, [*TINY, "--epochs", "1", "--init_allreduce", "1", "--logdir",
+                                   str(tmp_path / "logdir")])
+    config = GlowConfig.load(str(tmp_path / "logdir" / "config.json"))
+    reference = Glow(config, seed=0 + 2 * SEED)
+    xs, noises = [], []
+    for r in (0, 1):
+        x, _ = init_batch(r)
+        # rank r's dequantisation noise, the draw Glow.initialize makes with its seed
+        noises.append((reference.dequantize(x, seed=stream_seed(r + 2 * SEED, INIT_NOISE, 0))
+                       - reference.preprocess(x)).numpy())
+        xs.append(x)
+    reference.initialize(np.concatenate(xs), noise=np.concatenate(noises))
+    expected = [v.numpy() for v in reference.variables]
+    for r, rank in enumerate(ranks):
+        assert_same_variables(rank["after_build"], expected, atol=1e-5, what=f"rank {r} after init")
+    rank0_only = Glow(config, seed=0 + 2 * SEED)
+    rank0_only.initialize(xs[0], noise=noises[0])
+    gap = max(np.max(np.abs(a.astype(np.float64) - v.numpy()))
+              for a, v in zip(ranks[0]["after_build"], rank0_only.variables))
+    assert gap > 1e-3, "rank 0's batch alone gives the same init: the comparison shows nothing"
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_two_rank_step_is_one_step_on_the_concatenated_batch(step_run):
+    """Each rank steps on its half of a fixed batch with fixed noise; one process steps on the whole
+    batch with the same noise. Mean gradients (Adamax's m1 = (1 - beta1) g), mean statistics and the
+    allreduced actnorm init agree to 1e-5; summed gradients would be twice as large."""
+    ranks = step_run
+    x, y, init_noise, step_noise = worker.step_inputs(2)
+    whole = worker.one_step(Distributed(), x, y, init_noise, step_noise)
+    for r, rank in enumerate(ranks):
+        assert rank["finite"]
+        assert_same_variables(rank["after_init"], whole["after_init"], atol=1e-5, what=f"rank {r} init")
+        np.testing.assert_allclose(rank["stats"], whole["stats"], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(rank["grad_norm"], whole["grad_norm"], atol=1e-5, rtol=0)
+        grads, whole_grads = ([m / (1 - 0.9) for m in res["m1"]] for res in (rank, whole))
+        assert_same_variables(grads, whole_grads, atol=1e-5, what=f"rank {r} gradient")
+        assert_same_variables(rank["params"], whole["params"], atol=1e-5, what=f"rank {r} weights")
+    assert_same_variables(ranks[1]["params"], ranks[0]["params"], what="rank 1 vs rank 0")
+    assert whole["grad_norm"] > 1e-2  # the comparison is not between zeros
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_a_nan_on_one_rank_skips_the_step_on_every_rank(step_run):
+    """The non-finite guard reads the averaged gradients: rank 0's own gradients are finite, yet it
+    skips the step that rank 1's NaN spoils, as rank 1 does (the step worker's second step)."""
+    for r, rank in enumerate(step_run):
+        assert rank["finite"] and not rank["second_finite"] and rank["second_unchanged"], r
+
+
+def _single_error_line(output, rank, message):
+    lines = rank_lines(output, rank)
+    assert not [line for line in lines if "Traceback" in line], "\n".join(lines[-30:])
+    hits = [line for line in lines if message in line]
+    assert len(hits) == 1, f"rank {rank}: {message!r} not printed once:\n" + "\n".join(lines[-30:])
+    return hits[0]
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_more_ranks_than_shards_is_one_line_from_every_rank(tmp_path):
+    x = np.random.RandomState(0).randint(0, 256, size=(8, 8, 8, 3)).astype(np.uint8)
+    for split in ("train", "validation"):
+        data_loaders.write_examples(str(tmp_path / "tfr"), split, 8, x, np.zeros(8, np.int64), shards=1)
+    code, out = horovodrun([os.path.join(REPO, "train.py"), "--problem", "celeba", "--data_dir",
+                            str(tmp_path / "tfr"), "--image_size", "8", "--n_levels", "2", "--depth", "1",
+                            "--logdir", str(tmp_path / "logdir")])
+    assert code != 0
+    for r in (0, 1):
+        _single_error_line(out, r, "train.py: 2 ranks but only 1 train TFRecord shards")
+    assert not os.path.exists(tmp_path / "logdir")
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_ranks_with_different_flags_stop_naming_the_fields(tmp_path):
+    code, out = horovodrun([WORKER, "train", str(tmp_path), "--rank_args", "1", "--lr 0.002 --depth 3", "--",
+                            *TINY, "--epochs", "2", "--logdir", str(tmp_path / "logdir")])
+    assert code != 0
+    for r in (0, 1):
+        line = _single_error_line(out, r, "workers were started with different settings")
+        assert "depth: 2 on worker 0, 3 on worker 1" in line and "lr: 0.001 on worker 0, 0.002 on worker 1" in line
+        assert "n_train" not in line  # only the differing fields
+    assert not os.path.exists(tmp_path / "logdir")
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_a_failure_on_rank0_only_stops_rank1_too(digits_run):
+    """Rank 0 refuses a --logdir that holds a run; rank 1 (which does not look at the logdir) stops
+    with a line naming rank 0's error instead of waiting for it in a collective."""
+    code, out = horovodrun([os.path.join(REPO, "train.py"), *TINY, "--epochs", "2", "--logdir", digits_run["logdir"]])
+    assert code != 0
+    _single_error_line(out, 0, "already holds a run")
+    line = _single_error_line(out, 1, "worker 1 of 2 stops: worker 0 failed")
+    assert "already holds a run" in line
+
+
+# --- without horovod ---------------------------------------------------------------------------------
+@pytest.fixture
+def no_horovod(monkeypatch):
+    """Makes `import horovod.tensorflow` fail in this process, and removes any launcher variables."""
+    monkeypatch.setitem(sys.modules, "horovod.tensorflow", None)
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_launched_without_horovod_is_a_clear_error(no_horovod):
+    no_horovod.setenv("HOROVOD_RANK", "1")
+    no_horovod.setenv("HOROVOD_SIZE", "2")
+    with pytest.raises(RuntimeError, match="launched as one of 2 workers, but horovod is not installed"):
+        Distributed()
+    with pytest.raises(RuntimeError, match="horovod is not installed"):
+        Distributed(use_horovod=True)
+
+
+def test_train_py_launched_without_horovod_says_so_in_one_line(tmp_path):
+    """A launcher's variables without an importable horovod (a stand-in package that fails to import)."""
+    fake = tmp_path / "fake" / "horovod" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake.parent / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("raise ImportError('horovod.tensorflow stand-in: not built')\n")
+    env = {**ENV, "PYTHONPATH": f"{tmp_path / 'fake'}{os.pathsep}{REPO}", "HOROVOD_RANK": "0", "HOROVOD_SIZE": "2"}
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "train.py"), *TINY, "--logdir", str(tmp_path / "l")],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "train.py: this process was launched as one of 2 workers, but horovod is not installed" in proc.stderr
+    assert not os.path.exists(tmp_path / "l")
+
+
+def test_a_plain_process_is_one_worker_without_horovod(no_horovod):
+    dist = Distributed()
+    assert (dist.rank, dist.size, dist.local_rank, dist.is_chief) == (0, 1, 0, True)
+    v = tf.Variable([1.0, 2.0])
+    dist.broadcast_variables([v])
+    assert dist.allreduce_mean([v])[0] is v and dist.allgather_object("a") == ["a"]
+    assert dist.broadcast_object({"k": 1}) == {"k": 1}
+    dist.check_same({"lr": 0.1})
+    with pytest.raises(SystemExit, match="^train.py: bad flag$"):  # passed through unchanged
+        with dist.stop_together():
+            raise SystemExit("train.py: bad flag")
+    with pytest.raises(RuntimeError, match="Horovod is disabled"):
+        no_horovod.setenv("HOROVOD_SIZE", "2")
+        Distributed(use_horovod=False)
+
+
+def test_broadcast_groups_cover_every_variable_once_in_order():
+    sizes = [3, 5, 1 << 5, 2, 40, 1, 1]
+    variables = [tf.Variable(tf.zeros([n])) for n in sizes]
+    chunks = list(_chunks(variables, 40))
+    assert [v for chunk in chunks for v in chunk] == variables
+    assert [[int(v.shape[0]) for v in c] for c in chunks] == [[3, 5, 32], [2], [40], [1, 1]]
