@@ -59,3 +59,30 @@ def test_result_logger_writes_the_original_format_and_truncates_on_resume(tmp_pa
     log.log(epoch=3, loss=0.25, n_processed=192)
     lines = [json.loads(line) for line in open(path)]
     assert [r.get("epoch") for r in lines] == [None, 1, 2, 3] and lines[3]["loss"] == "0.2500"
+
+
+def test_jit_compiled_step_computes_the_same_numbers():
+    """--jit 1 (XLA) computes the loss and gradients of the plain tf.function, for the default plain
+    1x1 conv too, up to float32 re-association (XLA fuses and reorders sums). (Weights after a few
+    Adamax steps are not compared: m1/max|g| turns round-off in near-zero gradients into O(lr) steps.)"""
+    glow, x = tiny_model()
+    for v in glow.trainable_variables:  # non-trivial coupling networks and priors
+        v.assign(v + 0.02 * tf.random.stateless_normal(v.shape, [1, 2]))
+
+    # explicit noise: stateless random ops may pick another algorithm under XLA
+    noise = np.random.RandomState(1).uniform(0, 1 / 256, x.shape).astype(np.float32)
+
+    def loss_and_grads():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(glow.objective(x, noise=noise)["loss"])
+        return loss, tape.gradient(loss, glow.trainable_variables)
+
+    (loss0, grads0), (loss1, grads1) = (tf.function(loss_and_grads, jit_compile=jit)() for jit in (False, True))
+    np.testing.assert_allclose(loss1, loss0, rtol=2e-6)
+    for v, g0, g1 in zip(glow.trainable_variables, grads0, grads1):
+        np.testing.assert_allclose(g1, g0, rtol=1e-3, atol=1e-5 * float(tf.reduce_max(tf.abs(g0))), err_msg=v.name)
+
+    opt = Optimizer(glow.trainable_variables, beta2=0.99)
+    step = make_train_step(glow, opt, Distributed(use_horovod=False), seed=0, jit=True)
+    _, _, finite = step(x, None, tf.constant(1e-3), tf.constant(0, tf.int64))
+    assert bool(finite)
