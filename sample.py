@@ -8,7 +8,10 @@ The first argument may name a command of `python -m glow_tf` (see `python sample
 without one, the command is `sample` (see `python sample.py -h`). Ports openai train.py's sampling
 (f_sample; temperature at the top prior and every split) and the demo's latent tools.
 """
+import os
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines, before it loads
 
 from glow_tf.__main__ import COMMANDS, main
 

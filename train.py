@@ -12,11 +12,11 @@ resumed exactly with `--restore_path LOGDIR` (or a checkpoint prefix); `--restor
 a TF1 checkpoint of the original release, to evaluate or fine-tune it.
 """
 import argparse
-import json
-import math
 import os
 import sys
 import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines, before it loads
 
 import numpy as np
 import tensorflow as tf
