@@ -1,0 +1,215 @@
+"""Shared pieces of the benchmarks: configurations, JSON-line output and tables, the machine's
+description, and interleaved timing of variants that each live in their own worker process.
+
+Timing protocol. Each variant (our step with some flags, tfp.bijectors.Glow, the original release)
+runs in a worker process started by `start_workers`; a worker builds its model, warms up, reports
+`ready`, then waits. The parent asks the workers in turn to time a few steps ("run N"), rotating the
+order every round, so that every variant sees the same machine load (the machine is shared, and only
+ratios measured this way mean anything). Only one worker computes at a time. A worker that fails to
+build (e.g. an op XLA cannot compile) is reported as an error, not a crash of the benchmark.
+"""
+import contextlib
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The configurations of the issue (GlowConfig fields) and the batch each is measured at.
+CONFIGS = {
+    # 32x32x3, L=3, K=8, width 128, affine coupling, invconv, learntop
+    "bench": dict(image_size=32, n_levels=3, depth=8, width=128, flow_coupling="affine",
+                  flow_permutation="invconv", learntop=True),
+    # the README's CIFAR-10 command: L=3, K=32, width 512, affine, learntop
+    "cifar10": dict(image_size=32, n_levels=3, depth=32, width=512, flow_coupling="affine",
+                    flow_permutation="invconv", learntop=True),
+    # the README's CelebA-HQ command: 256px, L=6, K=32, width 512, additive, 5-bit, learntop
+    "celeba": dict(image_size=256, n_levels=6, depth=32, width=512, flow_coupling="additive",
+                   flow_permutation="invconv", learntop=True, n_bits_x=5),
+    # --quick: the bench configuration's shape, shrunk until a step takes milliseconds
+    "quick": dict(image_size=16, n_levels=2, depth=2, width=16, flow_coupling="affine",
+                  flow_permutation="invconv", learntop=True),
+}
+
+# Figures quoted by the issue (measured by the project on this kind of machine, not in this run).
+QUOTED = {
+    "original_train_img_s": (80, 95),  # openai/glow, TF1 graph mode, adamax, no checkpointing
+    "pytorch_train_img_s": (86, 93),  # y0ast/Glow-PyTorch
+    "tfp_train_img_s": (62, 66),  # tfp.bijectors.Glow of the same shape
+    "original_celeba_sample_s": 3.5,  # one 256x256 sample of the CelebA-HQ model on this CPU
+    "paper_celeba_sample_ms_1080ti": 130,  # the paper, on a GTX 1080 Ti
+}
+
+
+def config_dict(name, **overrides):
+    if name not in CONFIGS:
+        raise ValueError(f"unknown configuration {name!r}; expected one of {sorted(CONFIGS)}")
+    return {**CONFIGS[name], **overrides}
+
+
+def machine():
+    """What the figures were measured on: cores, CPU model, TensorFlow version, date (UTC)."""
+    import tensorflow as tf
+
+    model = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {"nproc": os.cpu_count(), "cpu": model, "gpus": gpus, "tensorflow": tf.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "load_avg_1min": round(os.getloadavg()[0], 2)}
+
+
+def emit(record, stream=None):
+    """One JSON line (the machine-readable output every benchmark prints)."""
+    print(json.dumps(record, sort_keys=False), file=stream or sys.stdout, flush=True)
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_table(title, columns, rows, stream=None):
+    """A plain-text table: `columns` are header names, `rows` lists of already formatted cells."""
+    stream = stream or sys.stdout
+    cells = [[str(c) for c in columns]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    print(f"\n{title}", file=stream)
+    for k, row in enumerate(cells):
+        print("  " + "  ".join(c.rjust(w) if k and i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))),
+              file=stream)
+        if k == 0:
+            print("  " + "  ".join("-" * w for w in widths), file=stream)
+    stream.flush()
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    if not n:
+        return None
+    return values[n // 2] if n % 2 else 0.5 * (values[n // 2 - 1] + values[n // 2])
+
+
+def random_images(n, size, seed=0, channels=3):
+    import numpy as np
+
+    return np.random.RandomState(seed).randint(0, 256, size=(n, size, size, channels)).astype("uint8")
+
+
+# --- worker processes -------------------------------------------------------------------------
+class WorkerError(RuntimeError):
+    pass
+
+
+class Worker:
+    """Parent side of one variant's worker process (`script --worker SPEC`)."""
+
+    def __init__(self, name, script, spec, env=None):
+        self.name, self.spec = name, spec
+        self.info, self.error = {}, None
+        self._log = tempfile.TemporaryFile(mode="w+")
+        cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), script),
+               "--worker", json.dumps(spec)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                                     text=True, env={**os.environ, **(env or {})}, cwd=REPO)
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            self._log.seek(0)
+            tail = self._log.read().strip().splitlines()
+            reason = next((ln for ln in reversed(tail) if "Error" in ln or "error" in ln), tail[-1] if tail else "")
+            raise WorkerError(f"worker {self.name!r} exited with code {self.proc.returncode}: {reason[:400]}")
+        return json.loads(line)
+
+    def wait_ready(self):
+        try:
+            self.info = self._read()
+        except WorkerError as e:
+            self.error = str(e)
+        return self.error is None
+
+    def run(self, n):
+        """Times n steps inside the worker; returns the per-step seconds."""
+        self.proc.stdin.write(f"run {n}\n")
+        self.proc.stdin.flush()
+        return self._read()["times"]
+
+    def close(self):
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def start_workers(specs, script):
+    """specs: list of (name, spec dict[, env dict]). Starts them all, then waits until each is ready."""
+    workers = [Worker(s[0], script, s[1], s[2] if len(s) > 2 else None) for s in specs]
+    for w in workers:
+        w.wait_ready()
+    return workers
+
+
+def interleave(workers, rounds, steps):
+    """{name: per-step seconds}, timing `steps` steps per worker per round in rotating order."""
+    live = [w for w in workers if w.error is None]
+    times = {w.name: [] for w in live}
+    for r in range(rounds):
+        for w in live[r % len(live):] + live[:r % len(live)] if live else []:
+            times[w.name].extend(w.run(steps))
+    return times
+
+
+def close_all(workers):
+    for w in workers:
+        w.close()
+
+
+def worker_main(spec_json, build):
+    """Worker side: `build(spec) -> (step, warmup_steps, info)`, warm up, announce `ready` (with
+    `info`), then time steps on request until told to quit.
+
+    The protocol lines go to the original stdout; everything else the worker prints (TensorFlow,
+    the original release's own prints) goes to stderr, so that it cannot corrupt the protocol.
+    """
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    step, warmup, info = build(json.loads(spec_json))
+    for _ in range(warmup):
+        step()
+    emit({"ready": True, **(info or {})}, proto)
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "quit":
+            break
+        times = []
+        for _ in range(int(cmd[1])):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+        emit({"times": times}, proto)
