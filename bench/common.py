@@ -174,6 +174,38 @@ def start_workers(specs, script):
     return workers
 
 
+def our_train_step(config, batch, jit=False, ckpt=False, seed=0):
+    """(glow, optimizer, step, (x, y, lr)): train.py's real training step (make_train_step with a
+    single-process Distributed) for a config dict, after data-dependent init on one fixed batch of
+    random uint8 images (also the batch the step is timed on)."""
+    import math
+
+    import numpy as np
+    import tensorflow as tf
+
+    from glow_tf import Glow, GlowConfig
+    from glow_tf.distributed import Distributed
+    from glow_tf.optim import Optimizer, beta2_from
+    from glow_tf.training import make_train_step
+
+    config = GlowConfig(**config)
+    glow = Glow(config, seed=seed)
+    x = random_images(batch, config.image_size)
+    glow.initialize(x, seed=[seed, 0])  # fixed init noise: equal seeds give equal models
+    glow.gradient_checkpointing = bool(ckpt)
+    optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(math.ceil(50000 / batch)))
+    step = make_train_step(glow, optimizer, Distributed(), seed=0, jit=bool(jit))
+    return glow, optimizer, step, (tf.constant(x), tf.constant(np.zeros(batch, np.int32)), tf.constant(1e-4))
+
+
+def interleave_when_ready(workers, rounds, steps):
+    """Waits for the workers still building their step, then times them in turn (interleave)."""
+    for w in workers:
+        if not w.info and w.error is None:
+            w.wait_ready()
+    return interleave(workers, rounds, steps)
+
+
 def interleave(workers, rounds, steps):
     """{name: per-step seconds}, timing `steps` steps per worker per round in rotating order."""
     live = [w for w in workers if w.error is None]

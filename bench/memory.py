@@ -19,7 +19,6 @@ measuring process (MALLOC_MMAP_THRESHOLD_), so that freed activations leave the 
 import argparse
 import ctypes
 import json
-import math
 import os
 import subprocess
 import sys
@@ -42,20 +41,7 @@ def measure(spec):
     import numpy as np
     import tensorflow as tf
 
-    from glow_tf import Glow, GlowConfig
-    from glow_tf.distributed import Distributed
-    from glow_tf.optim import Optimizer, beta2_from
-    from glow_tf.training import make_train_step
-
-    config = GlowConfig(**spec["config"])
-    batch = spec["batch"]
-    glow = Glow(config, seed=0)
-    x = common.random_images(batch, config.image_size)
-    glow.initialize(x)
-    glow.gradient_checkpointing = bool(spec["ckpt"])
-    optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(math.ceil(50000 / batch)))
-    train_step = make_train_step(glow, optimizer, Distributed(), seed=0)
-    x, y, lr = tf.constant(x), tf.constant(np.zeros(batch, np.int32)), tf.constant(1e-4)
+    glow, _, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"], ckpt=spec["ckpt"])
     counter = tf.Variable(0, dtype=tf.int64)
 
     def step():

@@ -41,25 +41,10 @@ CANDIDATES = [  # (name, proposals, jit, lu)
 
 def build_step(config_name, batch, jit=False, ckpt=False, seed=0):
     """(glow, optimizer, compiled train step, its arguments) for a configuration."""
-    import math
-
-    import numpy as np
     import tensorflow as tf
 
-    from glow_tf import Glow, GlowConfig
-    from glow_tf.distributed import Distributed
-    from glow_tf.optim import Optimizer, beta2_from
-    from glow_tf.training import make_train_step
-
-    config = GlowConfig(**common.config_dict(config_name))
-    glow = Glow(config, seed=seed)
-    x = common.random_images(batch, config.image_size)
-    glow.initialize(x, seed=[seed, 0])  # fixed init noise: equal seeds give equal models
-    glow.gradient_checkpointing = ckpt
-    optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(math.ceil(50000 / batch)))
-    step = make_train_step(glow, optimizer, Distributed(), seed=0, jit=jit)
-    args = (tf.constant(x), tf.constant(np.zeros(batch, np.int32)), tf.constant(1e-4), tf.constant(0, tf.int64))
-    return glow, optimizer, step, args
+    glow, optimizer, step, args = common.our_train_step(common.config_dict(config_name), batch, jit, ckpt, seed)
+    return glow, optimizer, step, (*args, tf.constant(0, tf.int64))
 
 
 # --- 1. op-level trace --------------------------------------------------------------------------
@@ -340,10 +325,7 @@ def main(argv=None):
                 workers.append(common.Worker(name, "train_speed.py", spec))
                 if len(workers) % 2 == 0:
                     workers[-2].wait_ready(), workers[-1].wait_ready()
-            for w in workers:
-                if not w.info and w.error is None:
-                    w.wait_ready()
-            times = common.interleave(workers, args.rounds, args.steps)
+            times = common.interleave_when_ready(workers, args.rounds, args.steps)
         finally:
             common.close_all(workers)
         base = common.median(times.get("current", []))

@@ -80,10 +80,7 @@ def run_config(args, config_name, batch):
                                          spec))
             if config_name != "quick":  # one at a time: the CelebA-HQ model is 175M parameters
                 workers[-1].wait_ready()
-        for w in workers:
-            if not w.info and w.error is None:
-                w.wait_ready()
-        times = common.interleave(workers, args.rounds, args.steps)
+        times = common.interleave_when_ready(workers, args.rounds, args.steps)
     finally:
         common.close_all(workers)
     results = {}

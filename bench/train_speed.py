@@ -33,21 +33,9 @@ def build_ours(spec):
 
     import proposals
     proposals.apply(spec.get("proposals", []))
-    from glow_tf import Glow, GlowConfig
-    from glow_tf.distributed import Distributed
-    from glow_tf.optim import Optimizer, beta2_from
-    from glow_tf.training import make_train_step
-
-    config = GlowConfig(**spec["config"])
-    batch = spec["batch"]
-    glow = Glow(config, seed=0)
-    x = common.random_images(batch, config.image_size)
-    glow.initialize(x)
-    glow.gradient_checkpointing = bool(spec["ckpt"])
-    optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(math.ceil(50000 / batch)))
-    train_step = make_train_step(glow, optimizer, Distributed(), seed=0, jit=bool(spec["jit"]))
+    glow, _, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"], jit=spec["jit"],
+                                                            ckpt=spec["ckpt"])
     counter = tf.Variable(0, dtype=tf.int64)
-    x, y, lr = tf.constant(x), tf.constant(np.zeros(batch, np.int32)), tf.constant(1e-4)
     n_bad = [0]
 
     def step():
@@ -162,10 +150,7 @@ def measure_groups(args, specs, script_for):
                 if len(workers) % args.concurrency == 0:
                     for w in workers[-args.concurrency:]:
                         w.wait_ready()
-            for w in workers:
-                if not w.info and w.error is None:
-                    w.wait_ready()
-            times = common.interleave(workers, args.rounds, args.steps)
+            times = common.interleave_when_ready(workers, args.rounds, args.steps)
         finally:
             common.close_all(workers)
         t_ref = common.median(times.get(ref_name, []))
