@@ -12,6 +12,7 @@ resumed exactly with `--restore_path LOGDIR` (or a checkpoint prefix); `--restor
 a TF1 checkpoint of the original release, to evaluate or fine-tune it.
 """
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -379,7 +380,8 @@ def main(argv=None):
         # --- Evaluation, best checkpoint, samples: the original's cadence --------------------
         if epoch < 10 or (epoch < 50 and epoch % 10 == 0) or epoch % args.epochs_full_valid == 0:
             test_results, msg, dtest, dsample = [], "", 0.0, 0.0
-            with averaged(optimizer, args.use_ema):
+            # --use_ema 1: evaluate and sample with the Polyak averages (the original used the raw weights)
+            with optimizer.averaged_weights() if args.use_ema else contextlib.nullcontext():
                 if epoch % args.epochs_full_valid == 0:
                     t1 = time.time()
                     test_results = evaluate(test_step, data, epoch)
@@ -414,19 +416,6 @@ def main(argv=None):
             managers["latest"].save(checkpoint_number=int(state.step))
         writer.close()
     return glow
-
-
-class averaged:
-    """Context: the Polyak-averaged weights inside when `use` is true (train.py --use_ema 1)."""
-
-    def __init__(self, optimizer, use):
-        self.context = optimizer.averaged_weights() if use else None
-
-    def __enter__(self):
-        return self.context.__enter__() if self.context else None
-
-    def __exit__(self, *exc):
-        return self.context.__exit__(*exc) if self.context else False
 
 
 def evaluate(test_step, data, epoch):

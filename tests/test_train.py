@@ -184,3 +184,21 @@ def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(uninterrupted, tmp
     for name, value in final_weights(logdir).items():
         if value.dtype.kind == "f":
             assert np.all(np.isfinite(value)), name
+
+
+def test_use_ema_evaluates_with_the_averages_and_trains_with_the_raw_weights(tmp_path):
+    """--use_ema 1 changes what is evaluated (the Polyak averages), never what is trained."""
+    runs = {}
+    for use_ema in ("0", "1"):
+        logdir = str(tmp_path / f"ema{use_ema}")
+        run_train([*TINY, "--epochs", "3", "--logdir", logdir, "--use_ema", use_ema])
+        runs[use_ema] = (read_jsonl(os.path.join(logdir, "train.txt"))[1],
+                         read_jsonl(os.path.join(logdir, "test.txt"))[1], final_weights(logdir))
+    (train0, test0, weights0), (train1, test1, weights1) = runs["0"], runs["1"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "train_time"} for r in rows]  # noqa: E731
+    assert strip(train1) == strip(train0)
+    for name in weights0:  # the raw weights are back after each evaluation: training is unchanged
+        if not name.startswith(("progress/train_time", "progress/best_test_loss")):
+            np.testing.assert_array_equal(weights1[name], weights0[name], err_msg=name)
+    assert test1[0] == test0[0]  # epoch 0 (after init) is evaluated before any averaging
+    assert test1[1]["bits_x"] != test0[1]["bits_x"]  # epoch 2: the averages are not the raw weights
