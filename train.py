@@ -159,7 +159,7 @@ def is_original_checkpoint(prefix):
 
 def restore_prefix(path):
     try:
-        return find_checkpoint(path, "latest") if os.path.isdir(path) else find_checkpoint(path)
+        return find_checkpoint(path)  # a run directory (its latest checkpoint) or a prefix
     except FileNotFoundError as e:
         raise SystemExit(f"train.py: --restore_path: {e}") from None
 

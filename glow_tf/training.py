@@ -11,7 +11,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.images import grid, save_grid
+from glow_tf.images import grid, save_png
 
 # Independent random streams of one worker.
 TRAIN_NOISE, TEST_NOISE, SAMPLES, INIT_NOISE = 0, 1, 2, 3
@@ -115,7 +115,7 @@ def draw_samples(sampler, config, epoch, batch_size):
 def save_samples(grids, logdir, epoch, writer=None):
     """Writes `epoch_{epoch}_sample_{i}.png` (the original's names) and TensorBoard images."""
     for i, g in enumerate(grids):
-        save_grid(g[None], os.path.join(logdir, f"epoch_{epoch}_sample_{i}.png"), n_cols=1)
+        save_png(g, os.path.join(logdir, f"epoch_{epoch}_sample_{i}.png"))
     if writer is not None:
         with writer.as_default():
             for t, g in zip(SAMPLE_TEMPERATURES, grids):
