@@ -174,6 +174,21 @@ def start_workers(specs, script):
     return workers
 
 
+def literal_layers():
+    """Makes glow_tf compute its convolutions as the original writes them: edge padding, then
+    tf.nn.conv2d (never glow_tf.layers.tap_conv2d), then the actnorm or the bias and scale applied to
+    the convolution's output (not folded into the filter). That is the code before those two speed
+    changes, to time beside the current code. Call before the model's first trace."""
+    import tensorflow as tf
+
+    from glow_tf import layers
+
+    layers._use_taps = lambda x, w: False
+    layers.Conv2D.__call__ = lambda self, x: self.actnorm.encode(layers.edge_conv2d(x, self.W))[0]
+    layers.Conv2DZeros.__call__ = lambda self, x: ((layers.edge_conv2d(x, self.W) + self.b)
+                                                   * tf.exp(self.logs * self.logscale_factor))
+
+
 def our_train_step(config, batch, jit=False, ckpt=False, seed=0):
     """(glow, optimizer, step, (x, y, lr)): train.py's real training step (make_train_step with a
     single-process Distributed) for a config dict, after data-dependent init on one fixed batch of

@@ -47,7 +47,11 @@ def apply(names):
             y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(w, [c_in, c_out]))
             return tf.reshape(y, tf.concat([tf.shape(x)[:3], [c_out]], axis=0))
 
+        current_conv = layers._conv
+
         def _conv(x, w):
+            if layers._use_taps(x, w):  # the tap form (already in glow_tf) stays where it applies
+                return current_conv(x, w)
             if w.shape[0] == 1:
                 return _matmul_1x1(x, w) if use_mm else tf.nn.conv2d(x, w, 1, "VALID")
             if not use_split:

@@ -11,10 +11,14 @@ Variants (the models are untrained: the latency does not depend on the weights):
   compiled decode and postprocess);
 - `make_sampler`: what train.py draws its sample grids with (stateless normals inside the graph);
 - `decode jit`: the same decode + postprocess compiled with XLA (bench-local, not in glow_tf);
+- `make_sampler literal`: make_sampler with the layers as the original writes them (no tap-form
+  convolutions, no actnorm folded into the filters; `common.literal_layers`), i.e. the code before
+  those speed changes;
 - the original: its `m.decode(y, eps_std)` (TF1 graph, feed_dict), what its train.py calls.
 All at temperature 0.7.
 """
 import argparse
+import fnmatch
 import sys
 
 import common
@@ -31,6 +35,8 @@ def build_ours(spec):
     from glow_tf import Glow, GlowConfig, latent
     from glow_tf.training import make_sampler
 
+    if spec.get("literal"):
+        common.literal_layers()
     config = GlowConfig(**spec["config"])
     batch, how = spec["batch"], spec["how"]
     glow = Glow(config, seed=0)
@@ -69,15 +75,23 @@ def run_config(args, config_name, batch):
     cfg = common.config_dict(config_name)
     specs = [(f"ours {how}", {"kind": "ours", "config": cfg, "batch": batch, "how": how})
              for how in ("latent.sample", "make_sampler", "decode_jit")]
-    if args.original_dir and config_name != "cifar10":
+    specs.append(("ours make_sampler literal", {**specs[1][1], "literal": True}))
+    if args.original_dir:
         specs.append(("original (TF1 graph, m.decode)", {"kind": "original", "mode": "sample", "temperature": TEMPERATURE,
                                                           "original_dir": args.original_dir, "config": cfg,
                                                           "batch": batch}))
+    if args.onednn:
+        specs += [(f"{name} oneDNN", {**spec, "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}}) for name, spec in specs
+                  if name in ("ours make_sampler", "original (TF1 graph, m.decode)")]
+    if args.variants:
+        specs = [s for s in specs if any(fnmatch.fnmatchcase(s[0], pat) for pat in args.variants)]
+        if not specs:
+            raise SystemExit(f"--variants {args.variants} matches no variant")
     workers = []
     try:
         for name, spec in specs:
             workers.append(common.Worker(name, "original.py" if spec["kind"] == "original" else "sample_speed.py",
-                                         spec))
+                                         spec, env=spec.get("env")))
             if config_name != "quick":  # one at a time: the CelebA-HQ model is 175M parameters
                 workers[-1].wait_ready()
         times = common.interleave_when_ready(workers, args.rounds, args.steps)
@@ -114,6 +128,10 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=3, help="timed draws per variant per round")
     p.add_argument("--original_dir", default="",
                    help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours (CelebA-HQ)")
+    p.add_argument("--onednn", action="store_true",
+                   help="also time make_sampler and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)")
+    p.add_argument("--variants", nargs="+", default=None, metavar="PATTERN",
+                   help="measure only the variants whose name matches one of these shell patterns (quoted)")
     p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds of 2 draws (for the tests)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -9,11 +9,15 @@ release when --original_dir is given), all timed in the same run, interleaved.
 Ours is `glow_tf.training.make_train_step` (objective, gradients, adamax, Polyak update, skip on
 non-finite) with a single-process `Distributed()`, on one fixed uint8 batch, for every combination
 of jit (XLA) on/off, gradient checkpointing on/off, plain/LU 1x1 conv. TFP is `tfp.bijectors.Glow`
-with the same levels and steps and its default networks at width 128, trained on the same loss
-(dequantised bits/dim under a standard normal base) with our Adamax. Figure: images/s = batch /
-median step time over rounds x steps timed steps after warm-up.
+with the same levels and steps and its default networks at the configuration's width, trained on the
+same loss (dequantised bits/dim under a standard normal base) with our Adamax. `... literal` is our
+step with the layers as the original writes them (`common.literal_layers`: the code before the
+tap-form convolution and the folded actnorms). `--onednn` adds the reference and the original with
+TensorFlow's oneDNN kernels switched on; `--variants` picks variants by name. Figure: images/s =
+batch / median step time over rounds x steps timed steps after warm-up.
 """
 import argparse
+import fnmatch
 import itertools
 import math
 import sys
@@ -33,6 +37,8 @@ def build_ours(spec):
 
     import proposals
     proposals.apply(spec.get("proposals", []))
+    if spec.get("literal"):
+        common.literal_layers()
     glow, _, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"], jit=spec["jit"],
                                                             ckpt=spec["ckpt"])
     counter = tf.Variable(0, dtype=tf.int64)
@@ -120,14 +126,24 @@ def variants(args, config_name, batch):
             spec = {"kind": "ours", "config": {**cfg, "lu": perm == "lu"}, "batch": batch, "jit": jit, "ckpt": 0,
                     "proposals": args.proposed}
             proposed.append((f"ours+proposed {perm} jit={jit} ckpt=0", spec))
-    if config_name in ("bench", "quick"):
-        for jit in ((0,) if args.quick else (0, 1)):
-            baselines.append((f"tfp.bijectors.Glow jit={jit}", {"kind": "tfp", "config": cfg, "batch": batch, "jit": jit}))
-        if args.original_dir:
-            baselines.insert(1, ("original (TF1 graph, adamax)",
-                                 {"kind": "original", "mode": "train", "original_dir": args.original_dir,
-                                  "config": cfg, "batch": batch}))
-    return ours[:1] + baselines + proposed + ours[1:]
+    baselines.append((f"{ours[0][0]} literal", {**ours[0][1], "literal": True}))
+    if args.original_dir:
+        baselines.append(("original (TF1 graph, adamax)",
+                          {"kind": "original", "mode": "train", "original_dir": args.original_dir,
+                           "config": cfg, "batch": batch}))
+    if args.onednn:  # the same step with TensorFlow's oneDNN CPU kernels switched on (an environment variable)
+        for name, spec in ours[:1] + (baselines[-1:] if args.original_dir else []):
+            proposed.append((f"{name} oneDNN", {**spec, "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}}))
+    for jit in ((0,) if args.quick else (0, 1)):
+        baselines.append((f"tfp.bijectors.Glow jit={jit}", {"kind": "tfp", "config": cfg, "batch": batch, "jit": jit}))
+    specs = ours[:1] + baselines + proposed + ours[1:]
+    if args.variants:
+        unknown = [pat for pat in args.variants if not any(fnmatch.fnmatchcase(n, pat) for n, _ in specs)]
+        if unknown:
+            raise SystemExit(f"--variants {' '.join(map(repr, unknown))} matches no variant of the {config_name} "
+                             f"configuration; expected patterns over: {', '.join(n for n, _ in specs)}")
+        specs = specs[:1] + [(n, s) for n, s in specs[1:] if any(fnmatch.fnmatchcase(n, pat) for pat in args.variants)]
+    return specs
 
 
 def measure_groups(args, specs, script_for):
@@ -146,7 +162,7 @@ def measure_groups(args, specs, script_for):
         workers = []
         try:
             for name, spec in group:
-                workers.append(common.Worker(name, script_for(spec), spec))
+                workers.append(common.Worker(name, script_for(spec), spec, env=spec.get("env")))
                 if len(workers) % args.concurrency == 0:
                     for w in workers[-args.concurrency:]:
                         w.wait_ready()
@@ -163,8 +179,7 @@ def measure_groups(args, specs, script_for):
     return out
 
 
-def run_config(args, config_name, batch):
-    specs = variants(args, config_name, batch)
+def run_config(args, config_name, batch, specs):
     measured = measure_groups(args, specs, lambda spec: "original.py" if spec["kind"] == "original" else "train_speed.py")
     ref_name = specs[0][0]
     rel = {name: m[1] for name, m in measured.items()}
@@ -209,6 +224,11 @@ def main(argv=None):
                    help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours")
     p.add_argument("--proposed", nargs="*", default=None,
                    help="also time our step with these bench/proposals.py changes (no names: all of them)")
+    p.add_argument("--onednn", action="store_true",
+                   help="also time the reference and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)")
+    p.add_argument("--variants", nargs="+", default=None, metavar="PATTERN",
+                   help="measure only the variants whose name matches one of these shell patterns (quoted), "
+                        "e.g. 'original*' 'ours lu*'; the reference (ours plain jit=0 ckpt=0) is always measured")
     p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds of 2 steps (for the tests)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -225,13 +245,13 @@ def main(argv=None):
     if args.original_dir:
         import original
         original.check_dir(args.original_dir)
-    common.emit({"bench": "train_speed", "machine": common.machine()})
     if args.quick:
         args.rounds, args.steps = 2, 2
-        run_config(args, "quick", 4)
-    else:
-        for name in args.configs:
-            run_config(args, name, {"bench": 16, "cifar10": 4}[name])
+    batches = {"quick": 4} if args.quick else {name: {"bench": 16, "cifar10": 4}[name] for name in args.configs}
+    specs = {name: variants(args, name, batch) for name, batch in batches.items()}  # bad --variants stop here
+    common.emit({"bench": "train_speed", "machine": common.machine()})
+    for name, batch in batches.items():
+        run_config(args, name, batch, specs[name])
     print("\nQuoted by the issue (not measured in this run): original ~%d-%d images/s, y0ast/Glow-PyTorch ~%d-%d, "
           "tfp.bijectors.Glow ~%d-%d, on this kind of 2-core machine, bench configuration." % (
               *common.QUOTED["original_train_img_s"], *common.QUOTED["pytorch_train_img_s"],

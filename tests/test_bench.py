@@ -50,7 +50,7 @@ def test_train_speed_quick():
     assert records[0]["machine"]["nproc"] >= 1
     rows = {r["variant"]: r for r in records[1:]}
     assert set(rows) == {"ours plain jit=0 ckpt=0", "ours plain jit=0 ckpt=1", "ours lu jit=1 ckpt=0",
-                         "tfp.bijectors.Glow jit=0"}
+                         "ours plain jit=0 ckpt=0 literal", "tfp.bijectors.Glow jit=0"}
     for r in rows.values():
         assert "error" not in r, r
         assert_finite(r, ["images_per_s", "ms_per_step", "speed_vs_reference"])
@@ -63,11 +63,18 @@ def test_train_speed_quick():
     assert "Training throughput" in proc.stdout
 
 
+def test_train_speed_variant_patterns_must_match():
+    proc, _ = run_bench("train_speed.py", "--configs", "bench", "--variants", "ours lu*", "nothing*", check=False)
+    assert proc.returncode != 0
+    assert "'nothing*' matches no variant of the bench configuration" in proc.stderr
+    assert "ours lu jit=1 ckpt=1" in proc.stderr  # the names it could have matched
+
+
 @pytest.mark.slow
 def test_sample_speed_quick():
     proc, records = run_bench("sample_speed.py", "--quick")
     rows = {r["variant"]: r for r in records[1:]}
-    assert set(rows) == {"ours latent.sample", "ours make_sampler", "ours decode_jit"}
+    assert set(rows) == {"ours latent.sample", "ours make_sampler", "ours decode_jit", "ours make_sampler literal"}
     for r in rows.values():
         assert "error" not in r, r
         assert_finite(r, ["ms", "images_per_s"])

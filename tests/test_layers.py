@@ -94,3 +94,65 @@ def test_coupling_network_is_conv_actnorm_relu_twice_then_conv_zeros():
     last = f.l_last
     out = (_np_conv_valid(_np_edge_pad(h), last.W.numpy()) + last.b.numpy()) * np.exp(3.0 * last.logs.numpy())
     np.testing.assert_allclose(f(x), out, rtol=1e-4, atol=1e-5)
+
+
+def _conv_and_grads(conv, x, w):
+    with tf.GradientTape() as tape:
+        tape.watch([x, w])
+        y = conv(tf.identity(x), tf.identity(w))
+        loss = tf.reduce_sum(y * tf.sin(y))  # a non-linear read-out, so the gradients depend on y
+    return (y, *tape.gradient(loss, [x, w]))
+
+
+def test_tap_conv_equals_the_edge_padded_conv_with_gradients():
+    """tap_conv2d (matmul + shifted taps + the edge channel's map) against the literal form and
+    NumPy, on shapes where it is used and where it is not (odd sizes, k = 5 too)."""
+    from glow_tf.layers import edge_conv2d, tap_conv2d
+    for shape, k, c_out in (([2, 16, 16, 40], 3, 4), ([3, 5, 7, 9], 3, 1), ([1, 9, 6, 30], 5, 2)):
+        x = random_normal(shape, seed=11)
+        w = random_normal([k, k, shape[-1] + 1, c_out], seed=12) * 0.1
+        taps, plain = _conv_and_grads(tap_conv2d, x, w), _conv_and_grads(edge_conv2d, x, w)
+        for a, b in zip(taps, plain):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(b))))
+        if k == 3:
+            np.testing.assert_allclose(taps[0], _np_conv_valid(_np_edge_pad(x.numpy()), w.numpy()), rtol=1e-4,
+                                       atol=1e-5)
+
+
+def test_taps_are_used_for_the_last_layers_of_large_levels_only():
+    from glow_tf.layers import _use_taps
+    cases = {  # (x shape, w shape): expected
+        ((1, 128, 128, 512), (3, 3, 513, 6)): True,  # CelebA-HQ level 1 l_last (additive)
+        ((4, 16, 16, 512), (3, 3, 513, 12)): True,  # CIFAR-10 level 1 l_last (affine)
+        ((4, 8, 8, 512), (3, 3, 513, 24)): False,  # CIFAR-10 level 2: 8x8 is too small
+        ((1, 16, 16, 512), (3, 3, 513, 48)): False,  # CelebA-HQ level 4: too many outputs
+        ((16, 16, 16, 6), (3, 3, 7, 12)): False,  # a split prior: few inputs
+        ((4, 32, 32, 6), (3, 3, 7, 512)): False,  # l_1
+        ((4, 32, 32, 512), (1, 1, 512, 512)): False,  # l_2
+    }
+    for (xs, ws), expected in cases.items():
+        assert _use_taps(tf.TensorSpec(xs), tf.TensorSpec(ws)) is expected, (xs, ws)
+
+
+def test_coupling_network_with_taps_equals_the_literal_convolutions(monkeypatch):
+    """A level-1 coupling network of the bench shape (16x16, 6 -> 128 -> 12), whose l_last takes
+    the tap form, against the same network forced through tf.nn.conv2d: output and all gradients."""
+    import glow_tf.layers as layers
+    f = CouplingNetwork(6, 128, 12, np.random.RandomState(13))
+    perturb(f, 0.3, seed=14)
+    x = random_normal([2, 16, 16, 6], seed=15)
+    f.l_last.W.assign(random_normal(f.l_last.W.shape, seed=16) * 0.05)
+    f.l_2.W.assign(f.l_2.W * 2.0)
+
+    def run():
+        with tf.GradientTape() as tape:
+            out = f(tf.identity(x))
+            loss = tf.reduce_sum(out * out)
+        return [out, *tape.gradient(loss, f.trainable_variables)]
+
+    assert layers._use_taps(tf.zeros([2, 16, 16, 128]), f.l_last.W)
+    with_taps = run()
+    monkeypatch.setattr(layers, "_use_taps", lambda x, w: False)
+    literal = run()
+    for a, b in zip(with_taps, literal):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(b))))

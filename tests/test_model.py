@@ -10,6 +10,7 @@ import tensorflow as tf
 from bijector_checks import check_bijector, jacobian_log_det, perturb, random_normal
 from glow_tf import FlowStep, Glow, GlowConfig, original_variable_map
 from glow_tf.bijectors import ActNorm, InvertibleConv1x1LU
+from glow_tf.layers import Conv2D
 
 TINY = dict(image_size=8, n_levels=2, depth=2, width=8)
 
@@ -199,7 +200,15 @@ def test_initialize_normalises_every_actnorm_on_the_encode_path(monkeypatch):
         outputs[id(self)] = z.numpy()
         return z, log_det
 
+    call = Conv2D.__call__
+
+    def recording_call(self, v):  # l_1 and l_2 apply their actnorm folded into the convolution
+        z = call(self, v)
+        outputs[id(self.actnorm)] = z.numpy()
+        return z
+
     monkeypatch.setattr(ActNorm, "encode", recording_encode)
+    monkeypatch.setattr(Conv2D, "__call__", recording_call)
     glow.objective(x, noise=noise)
     actnorms = [m for m in glow.submodules if isinstance(m, ActNorm)]
     assert len(actnorms) == 3 * config.depth * config.n_levels  # the step's, l_1's and l_2's
@@ -474,3 +483,39 @@ def test_latents_of_the_wrong_number_or_shape_are_refused():
 def test_config_must_be_a_glow_config():
     with pytest.raises(TypeError, match="config must be a GlowConfig, got dict"):
         Glow(dict(TINY))
+
+
+def test_fast_layers_compute_the_literal_model(monkeypatch):
+    """The speed forms of the layers (tap-form convolutions, actnorms folded into the filters) against
+    the layers as the original writes them, on a model large enough for the tap form (32x32, width
+    128: level 1's l_last is 129 -> 12 channels at 16x16): bits/dim, every gradient, eps, decode."""
+    import glow_tf.layers as layers
+    config = GlowConfig(image_size=32, n_levels=2, depth=2, width=128, flow_coupling="affine", learntop=True)
+    glow = Glow(config, seed=0)
+    x, noise = _images(4, 32, seed=5), _noise([4, 32, 32, 3], 256.0, seed=6)
+    glow.initialize(x, noise=noise)
+    perturb(glow, 0.01, seed=7)  # non-zero l_last, biases and scales everywhere
+    assert layers._use_taps(tf.zeros([4, 16, 16, 128]), glow.levels[0].steps[0].coupling.f1.l_last.W)
+
+    def run():
+        with tf.GradientTape() as tape:
+            bits = glow.objective(tf.identity(x), noise=noise)["bits_x"]
+        eps = glow.encode(x, noise=noise)
+        grads = tape.gradient(tf.reduce_sum(bits), glow.trainable_variables, unconnected_gradients="zero")
+        return [bits, *grads, *eps,
+                glow.decode([tf.identity(e) for e in eps])]
+
+    fast = run()
+    np.testing.assert_allclose(fast[-1], glow.dequantize(x, noise), atol=1e-4)  # a well-conditioned model
+    monkeypatch.setattr(layers, "_use_taps", lambda x, w: False)
+    def literal_conv(h, w):  # tfops.conv2d's core: edge padding for 3x3 filters, then 'VALID'
+        return tf.nn.conv2d(layers.add_edge_padding(h, 3) if w.shape[0] == 3 else h, w, 1, "VALID")
+
+    monkeypatch.setattr(layers.Conv2D, "__call__",
+                        lambda self, h: (literal_conv(h, self.W) + self.actnorm.b) * tf.exp(self.actnorm.logs))
+    monkeypatch.setattr(layers.Conv2DZeros, "__call__",
+                        lambda self, h: (literal_conv(h, self.W) + self.b) * tf.exp(3.0 * self.logs))
+    literal = run()
+    assert len(fast) == len(literal)
+    for a, b in zip(fast, literal):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, float(tf.reduce_max(tf.abs(b)))))
