@@ -67,14 +67,35 @@ def tap_conv2d(x, w):
     return y
 
 
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    """Which convolution kernels TensorFlow runs here: "gpu" (cuDNN) if it sees a GPU, else "onednn"
+    if its CPU ops are oneDNN's (TF_ENABLE_ONEDNN_OPTS=1, the default on AVX-512 CPUs), else "eigen"."""
+    if tf.config.list_logical_devices("GPU"):
+        return "gpu"
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return "onednn" if _pywrap_util_port.IsMklEnabled() else "eigen"
+    except (ImportError, AttributeError):
+        return "eigen"
+
+
 def _use_taps(x, w):
-    """Whether `tap_conv2d` is the faster form: measured on a 2-core CPU (bench/README.md), it wins
-    from 16x16 images up when k*k*C_out <= C_in and C_out <= 24 (up to 3.9x for CelebA-HQ's 128x128
-    `l_last`), and loses on small images or wide outputs."""
+    """Whether `tap_conv2d` is the faster form. Measured on a 2-core CPU (bench/README.md): with
+    TensorFlow's default CPU kernels it wins from 16x16 images up when k*k*C_out <= C_in and C_out
+    <= 24 (up to 3.9x for CelebA-HQ's 128x128 `l_last`), and loses on small images or wide outputs.
+    oneDNN's convolution has a faster backward pass, so there the tap form is kept for batches of at
+    most 4 (and unknown batches), where oneDNN's convolution is slow (20x at batch 1). On a GPU the
+    original's form is kept: the tap form was not measured there."""
     k, c_in, c_out = w.shape[0], w.shape[2] - 1, w.shape[3]
     if k == 1 or x.shape[1] is None or x.shape[2] is None:
         return False
-    return x.shape[1] * x.shape[2] >= 256 and c_out <= 24 and k * k * c_out <= c_in
+    if not (x.shape[1] * x.shape[2] >= 256 and c_out <= 24 and k * k * c_out <= c_in):
+        return False
+    kernels = _kernels()
+    if kernels == "onednn":
+        return x.shape[0] is None or x.shape[0] <= 4
+    return kernels == "eigen"
 
 
 def _conv(x, w):

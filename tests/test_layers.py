@@ -119,8 +119,10 @@ def test_tap_conv_equals_the_edge_padded_conv_with_gradients():
                                        atol=1e-5)
 
 
-def test_taps_are_used_for_the_last_layers_of_large_levels_only():
+def test_taps_are_used_for_the_last_layers_of_large_levels_only(monkeypatch):
+    import glow_tf.layers as layers
     from glow_tf.layers import _use_taps
+    monkeypatch.setattr(layers, "_kernels", lambda: "eigen")  # TensorFlow's default CPU kernels
     cases = {  # (x shape, w shape): expected
         ((1, 128, 128, 512), (3, 3, 513, 6)): True,  # CelebA-HQ level 1 l_last (additive)
         ((4, 16, 16, 512), (3, 3, 513, 12)): True,  # CIFAR-10 level 1 l_last (affine)
@@ -132,6 +134,18 @@ def test_taps_are_used_for_the_last_layers_of_large_levels_only():
     }
     for (xs, ws), expected in cases.items():
         assert _use_taps(tf.TensorSpec(xs), tf.TensorSpec(ws)) is expected, (xs, ws)
+
+
+def test_taps_depend_on_the_kernels(monkeypatch):
+    """With oneDNN's CPU kernels only small or unknown batches take the tap form; on a GPU none does."""
+    import glow_tf.layers as layers
+    w = tf.TensorSpec([3, 3, 513, 12])
+    assert layers._kernels() in ("eigen", "onednn")  # this machine has no GPU
+    for kernels, expected in (("eigen", [True, True, True]), ("onednn", [True, False, True]),
+                              ("gpu", [False, False, False])):
+        monkeypatch.setattr(layers, "_kernels", lambda kernels=kernels: kernels)
+        got = [layers._use_taps(tf.TensorSpec([n, 16, 16, 512]), w) for n in (4, 16, None)]
+        assert got == expected, kernels
 
 
 def test_coupling_network_with_taps_equals_the_literal_convolutions(monkeypatch):
