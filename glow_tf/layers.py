@@ -59,12 +59,26 @@ def tap_conv2d(x, w):
     taps = tf.reshape(tf.transpose(w[:, :, :c, :], [2, 0, 1, 3]), [c, k * k * c_out])
     z = tf.matmul(tf.reshape(x, [-1, c]), taps)
     z = tf.pad(tf.reshape(z, [-1, h, wd, k * k * c_out]), [[0, 0], [a, a], [a, a], [0, 0]])
-    y = tf.nn.conv2d(tf.constant(_border_indicator(h, wd, a, a)), w[:, :, c:, :], 1, "VALID")
-    for i in range(k):
-        for j in range(k):
-            t = (i * k + j) * c_out
-            y = y + z[:, i:i + h, j:j + wd, t:t + c_out]
-    return y
+    edge = tf.nn.conv2d(tf.constant(_border_indicator(h, wd, a, a)), w[:, :, c:, :], 1, "VALID")
+    return edge + _sum_of_shifted_taps(z, k, c_out)
+
+
+def _sum_of_shifted_taps(z, k, c_out):
+    """y[:, p] = sum_{i,j} z[:, p + (i, j), block (i, j)] for a padded z [B, H + k - 1, W + k - 1,
+    k*k*C_out]. Its gradient is written out as nine pads of dy side by side: TensorFlow's own
+    (one StridedSliceGrad per tap, each a full-size tensor) took a quarter of the training step."""
+    h, wd = z.shape[1] - (k - 1), z.shape[2] - (k - 1)
+    blocks = [(i, j) for i in range(k) for j in range(k)]
+
+    @tf.custom_gradient
+    def shifted_sum(z):
+        y = tf.add_n([z[:, i:i + h, j:j + wd, n * c_out:(n + 1) * c_out] for n, (i, j) in enumerate(blocks)])
+
+        def grad(dy):
+            return tf.concat([tf.pad(dy, [[0, 0], [i, k - 1 - i], [j, k - 1 - j], [0, 0]]) for i, j in blocks], axis=3)
+        return y, grad
+
+    return shifted_sum(z)
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,15 +96,16 @@ def _kernels():
 
 def _use_taps(x, w):
     """Whether `tap_conv2d` is the faster form. Measured on a 2-core CPU (bench/README.md): with
-    TensorFlow's default CPU kernels it wins from 16x16 images up when k*k*C_out <= C_in and C_out
-    <= 24 (up to 3.9x for CelebA-HQ's 128x128 `l_last`), and loses on small images or wide outputs.
+    TensorFlow's default CPU kernels it wins from 8x8 images up when C_out <= 24 and C_in >= 4 C_out
+    (forward + gradients 1.3-4.2x, forward alone up to 3.9x for CelebA-HQ's 128x128 `l_last`), and
+    loses on 4x4 images, for wider outputs and for few inputs (the split priors).
     oneDNN's convolution has a faster backward pass, so there the tap form is kept for batches of at
     most 4 (and unknown batches), where oneDNN's convolution is slow (20x at batch 1). On a GPU the
     original's form is kept: the tap form was not measured there."""
     k, c_in, c_out = w.shape[0], w.shape[2] - 1, w.shape[3]
     if k == 1 or x.shape[1] is None or x.shape[2] is None:
         return False
-    if not (x.shape[1] * x.shape[2] >= 256 and c_out <= 24 and k * k * c_out <= c_in):
+    if not (x.shape[1] * x.shape[2] >= 64 and c_out <= 24 and c_in >= 4 * c_out):
         return False
     kernels = _kernels()
     if kernels == "onednn":

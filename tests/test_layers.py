@@ -126,7 +126,9 @@ def test_taps_are_used_for_the_last_layers_of_large_levels_only(monkeypatch):
     cases = {  # (x shape, w shape): expected
         ((1, 128, 128, 512), (3, 3, 513, 6)): True,  # CelebA-HQ level 1 l_last (additive)
         ((4, 16, 16, 512), (3, 3, 513, 12)): True,  # CIFAR-10 level 1 l_last (affine)
-        ((4, 8, 8, 512), (3, 3, 513, 24)): False,  # CIFAR-10 level 2: 8x8 is too small
+        ((4, 8, 8, 512), (3, 3, 513, 24)): True,  # CIFAR-10 level 2
+        ((16, 8, 8, 128), (3, 3, 129, 24)): True,  # the bench configuration's level 2
+        ((16, 4, 4, 128), (3, 3, 129, 48)): False,  # its level 3: 4x4 is too small, 48 outputs too many
         ((1, 16, 16, 512), (3, 3, 513, 48)): False,  # CelebA-HQ level 4: too many outputs
         ((16, 16, 16, 6), (3, 3, 7, 12)): False,  # a split prior: few inputs
         ((4, 32, 32, 6), (3, 3, 7, 512)): False,  # l_1
