@@ -50,8 +50,8 @@ def tap_conv2d(x, w):
     once ([B*H*W, C] @ [C, k*k*C_out]), taken as zero outside the image, and E = conv(border,
     W[:, :, C]) is the edge-bias channel's share, the same for every image. The same sums as
     `edge_conv2d` in another order (float32 round-off apart), but as a GEMM with k*k*C_out columns,
-    where TensorFlow's CPU convolution (and its two gradients) is slow for few output channels:
-    the coupling network's last layer `l_last` and the split priors (bench/README.md has figures).
+    where TensorFlow's CPU convolution (and its two gradients) is slow for few output channels, as
+    in the coupling network's last layer `l_last` (bench/README.md has figures).
     """
     k, c, c_out = w.shape[0], x.shape[-1], w.shape[-1]
     a = (k - 1) // 2
@@ -100,7 +100,8 @@ def _use_taps(x, w):
     (forward + gradients 1.3-4.2x, forward alone up to 3.9x for CelebA-HQ's 128x128 `l_last`), and
     loses on 4x4 images, for wider outputs and for few inputs (the split priors).
     oneDNN's convolution has a faster backward pass, so there the tap form is kept for batches of at
-    most 4 (and unknown batches), where oneDNN's convolution is slow (20x at batch 1). On a GPU the
+    most 4 (and unknown batches), where oneDNN's convolution is slow (20x the tap form at batch 1,
+    CelebA-HQ's `l_last`). On a GPU the
     original's form is kept: the tap form was not measured there."""
     k, c_in, c_out = w.shape[0], w.shape[2] - 1, w.shape[3]
     if k == 1 or x.shape[1] is None or x.shape[2] is None:

@@ -519,3 +519,34 @@ def test_fast_layers_compute_the_literal_model(monkeypatch):
     assert len(fast) == len(literal)
     for a, b in zip(fast, literal):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1.0, float(tf.reduce_max(tf.abs(b)))))
+
+
+@pytest.mark.slow
+def test_tap_form_gradients_under_checkpointing_and_xla(monkeypatch):
+    """The tap form's hand-written gradient inside tf.recompute_grad (train.py's default
+    --gradient_checkpointing 1) and under XLA (--jit 1): the same loss and gradients as autodiff
+    through TensorFlow's convolution."""
+    import glow_tf.layers as layers
+    config = GlowConfig(image_size=32, n_levels=2, depth=2, width=128, flow_coupling="affine", learntop=True)
+    glow = Glow(config, seed=0)
+    x, noise = _images(4, 32, seed=8), _noise([4, 32, 32, 3], 256.0, seed=9)
+    glow.initialize(x, noise=noise)
+    perturb(glow, 0.01, seed=10)
+    assert layers._use_taps(tf.zeros([4, 16, 16, 128]), glow.levels[0].steps[0].coupling.f1.l_last.W)
+
+    def loss_and_grads(checkpointing, jit):
+        glow.gradient_checkpointing = checkpointing
+
+        @tf.function(jit_compile=jit)
+        def f(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(glow.objective(x, noise=noise)["bits_x"])
+            return [loss, *tape.gradient(loss, glow.trainable_variables, unconnected_gradients="zero")]
+        return f(tf.constant(x))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(layers, "_use_taps", lambda x, w: False)
+        plain = loss_and_grads(False, False)
+    for checkpointing, jit in ((False, False), (True, False), (True, True)):
+        for a, b in zip(loss_and_grads(checkpointing, jit), plain):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1e-3, float(tf.reduce_max(tf.abs(b)))))
