@@ -149,9 +149,10 @@ def variants(args, config_name, batch):
 def measure_groups(args, specs, script_for):
     """{name: (median step seconds, speed relative to the reference, info, error)}.
 
-    Each worker holds ~1.5 GB (TensorFlow and the traced step), so at most --max_workers live at once:
-    the variants are measured in groups, each group together with the reference (the first spec), and
-    every variant's speed is also given relative to the reference timed beside it in its group.
+    Each worker holds ~1.5 GB (TensorFlow and the traced step; 5-6.5 GB for CIFAR-10), so at most
+    --max_workers live at once: the variants are measured in groups, each group together with the
+    reference (the first spec), and every variant's speed is also given relative to the reference
+    timed beside it in its group.
     """
     ref_name, ref_spec = specs[0]
     others = specs[1:]
@@ -219,7 +220,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=4, help="timed steps per variant per round")
     p.add_argument("--concurrency", type=int, default=2, help="workers building their step at once")
     p.add_argument("--max_workers", type=int, default=6,
-                   help="worker processes alive at once (~1.5 GB each); more variants are measured in groups")
+                   help="worker processes alive at once (~1.5 GB each, 5-6.5 GB for cifar10); more variants "
+                        "are measured in groups")
     p.add_argument("--original_dir", default="",
                    help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours")
     p.add_argument("--proposed", nargs="*", default=None,
