@@ -84,9 +84,11 @@ def run_config(args, config_name, batch):
         specs += [(f"{name} oneDNN", {**spec, "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}}) for name, spec in specs
                   if name in ("ours make_sampler", "original (TF1 graph, m.decode)")]
     if args.variants:
+        unknown = [pat for pat in args.variants if not any(fnmatch.fnmatchcase(n, pat) for n, _ in specs)]
+        if unknown:
+            raise SystemExit(f"--variants {' '.join(map(repr, unknown))} matches no variant of the {config_name} "
+                             f"configuration; expected patterns over: {', '.join(n for n, _ in specs)}")
         specs = [s for s in specs if any(fnmatch.fnmatchcase(s[0], pat) for pat in args.variants)]
-        if not specs:
-            raise SystemExit(f"--variants {args.variants} matches no variant")
     workers = []
     try:
         for name, spec in specs:
@@ -127,7 +129,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     p.add_argument("--steps", type=int, default=3, help="timed draws per variant per round")
     p.add_argument("--original_dir", default="",
-                   help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours (CelebA-HQ)")
+                   help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours")
     p.add_argument("--onednn", action="store_true",
                    help="also time make_sampler and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)")
     p.add_argument("--variants", nargs="+", default=None, metavar="PATTERN",
