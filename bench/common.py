@@ -10,6 +10,7 @@ build (e.g. an op XLA cannot compile) is reported as an error, not a crash of th
 """
 import contextlib
 import datetime
+import fnmatch
 import json
 import os
 import platform
@@ -172,6 +173,30 @@ def start_workers(specs, script):
     for w in workers:
         w.wait_ready()
     return workers
+
+
+ONEDNN_ENV = {"TF_ENABLE_ONEDNN_OPTS": "1"}  # a worker's environment for TensorFlow's oneDNN CPU kernels
+
+
+def add_variant_args(parser, onednn_help):
+    """The --onednn and --variants options of train_speed.py and sample_speed.py."""
+    parser.add_argument("--onednn", action="store_true", help=onednn_help)
+    parser.add_argument("--variants", nargs="+", default=None, metavar="PATTERN",
+                        help="measure only the variants whose name matches one of these shell patterns (quoted), "
+                             "e.g. 'original*' 'ours lu*'")
+
+
+def select_variants(specs, patterns, config_name, keep=0):
+    """The (name, spec) pairs whose name matches one of the shell `patterns` (all when None), plus the
+    first `keep` (a reference measured in any case). SystemExit naming every pattern that matches
+    nothing, with the names there are."""
+    if not patterns:
+        return specs
+    unknown = [pat for pat in patterns if not any(fnmatch.fnmatchcase(n, pat) for n, _ in specs)]
+    if unknown:
+        raise SystemExit(f"--variants {' '.join(map(repr, unknown))} matches no variant of the {config_name} "
+                         f"configuration; expected patterns over: {', '.join(n for n, _ in specs)}")
+    return specs[:keep] + [(n, s) for n, s in specs[keep:] if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
 
 
 def literal_layers():

@@ -18,7 +18,6 @@ Variants (the models are untrained: the latency does not depend on the weights):
 All at temperature 0.7.
 """
 import argparse
-import fnmatch
 import sys
 
 import common
@@ -81,14 +80,9 @@ def run_config(args, config_name, batch):
                                                           "original_dir": args.original_dir, "config": cfg,
                                                           "batch": batch}))
     if args.onednn:
-        specs += [(f"{name} oneDNN", {**spec, "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}}) for name, spec in specs
+        specs += [(f"{name} oneDNN", {**spec, "env": common.ONEDNN_ENV}) for name, spec in specs
                   if name in ("ours make_sampler", "original (TF1 graph, m.decode)")]
-    if args.variants:
-        unknown = [pat for pat in args.variants if not any(fnmatch.fnmatchcase(n, pat) for n, _ in specs)]
-        if unknown:
-            raise SystemExit(f"--variants {' '.join(map(repr, unknown))} matches no variant of the {config_name} "
-                             f"configuration; expected patterns over: {', '.join(n for n, _ in specs)}")
-        specs = [s for s in specs if any(fnmatch.fnmatchcase(s[0], pat) for pat in args.variants)]
+    specs = common.select_variants(specs, args.variants, config_name)
     workers = []
     try:
         for name, spec in specs:
@@ -130,10 +124,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=3, help="timed draws per variant per round")
     p.add_argument("--original_dir", default="",
                    help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours")
-    p.add_argument("--onednn", action="store_true",
-                   help="also time make_sampler and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)")
-    p.add_argument("--variants", nargs="+", default=None, metavar="PATTERN",
-                   help="measure only the variants whose name matches one of these shell patterns (quoted)")
+    common.add_variant_args(p, "also time make_sampler and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)")
     p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds of 2 draws (for the tests)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

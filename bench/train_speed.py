@@ -17,7 +17,6 @@ TensorFlow's oneDNN kernels switched on; `--variants` picks variants by name. Fi
 batch / median step time over rounds x steps timed steps after warm-up.
 """
 import argparse
-import fnmatch
 import itertools
 import math
 import sys
@@ -133,17 +132,11 @@ def variants(args, config_name, batch):
                            "config": cfg, "batch": batch}))
     if args.onednn:  # the same step with TensorFlow's oneDNN CPU kernels switched on (an environment variable)
         for name, spec in ours[:1] + (baselines[-1:] if args.original_dir else []):
-            proposed.append((f"{name} oneDNN", {**spec, "env": {"TF_ENABLE_ONEDNN_OPTS": "1"}}))
+            proposed.append((f"{name} oneDNN", {**spec, "env": common.ONEDNN_ENV}))
     for jit in ((0,) if args.quick else (0, 1)):
         baselines.append((f"tfp.bijectors.Glow jit={jit}", {"kind": "tfp", "config": cfg, "batch": batch, "jit": jit}))
-    specs = ours[:1] + baselines + proposed + ours[1:]
-    if args.variants:
-        unknown = [pat for pat in args.variants if not any(fnmatch.fnmatchcase(n, pat) for n, _ in specs)]
-        if unknown:
-            raise SystemExit(f"--variants {' '.join(map(repr, unknown))} matches no variant of the {config_name} "
-                             f"configuration; expected patterns over: {', '.join(n for n, _ in specs)}")
-        specs = specs[:1] + [(n, s) for n, s in specs[1:] if any(fnmatch.fnmatchcase(n, pat) for pat in args.variants)]
-    return specs
+    # the reference is measured in any case: every ratio goes through it
+    return common.select_variants(ours[:1] + baselines + proposed + ours[1:], args.variants, config_name, keep=1)
 
 
 def measure_groups(args, specs, script_for):
@@ -226,11 +219,8 @@ def main(argv=None):
                    help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours")
     p.add_argument("--proposed", nargs="*", default=None,
                    help="also time our step with these bench/proposals.py changes (no names: all of them)")
-    p.add_argument("--onednn", action="store_true",
-                   help="also time the reference and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)")
-    p.add_argument("--variants", nargs="+", default=None, metavar="PATTERN",
-                   help="measure only the variants whose name matches one of these shell patterns (quoted), "
-                        "e.g. 'original*' 'ours lu*'; the reference (ours plain jit=0 ckpt=0) is always measured")
+    common.add_variant_args(p, "also time the reference and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN "
+                               "kernels); the reference (ours plain jit=0 ckpt=0) is measured whatever --variants says")
     p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds of 2 steps (for the tests)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
