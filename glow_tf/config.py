@@ -3,6 +3,8 @@ import dataclasses
 import json
 import os
 
+from glow_tf.io import atomic_write_text
+
 PERMUTATIONS = {0: "reverse", 1: "shuffle", 2: "invconv"}  # openai --flow_permutation codes
 COUPLINGS = {0: "additive", 1: "affine"}  # openai --flow_coupling codes
 
@@ -118,11 +120,7 @@ class GlowConfig:
 
     def save(self, path):
         """Writes the config as JSON, atomically (a crash never leaves a half-written file)."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path):

@@ -21,6 +21,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from glow_tf.io import atomic_path
+
 DEMO_SCALE = 1.6  # demo/get_manipulators.py: z_manipulate = 1.6 * (mean with - mean without)
 
 # The 40 CelebA attributes, in CelebA's (and the TFRecords' `attr` field's) order: demo/model.py _TAGS.
@@ -453,15 +455,8 @@ def pick_direction(directions, attribute):
 
 # --- latent files -----------------------------------------------------------------------------------
 def _atomic_npz(path, **arrays):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}.npz")
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_latents(path, config, eps, y=None, **arrays):

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.images import grid, save_png
+from glow_tf.io import atomic_write_text
 
 # Independent random streams of one worker.
 TRAIN_NOISE, TEST_NOISE, SAMPLES, INIT_NOISE = 0, 1, 2, 3
@@ -141,10 +142,7 @@ class ResultLogger:
         with open(self.path) as f:
             lines = f.read().splitlines(keepends=True)
         keep = lines[:1] + [line for line in lines[1:] if _line_epoch(line) is not None and _line_epoch(line) <= epoch]
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            f.writelines(keep)
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(keep))
 
     def _write(self, record):
         with open(self.path, "a") as f:
