@@ -1,24 +1,30 @@
 #!/usr/bin/env python
 """Train Glow: openai/glow's train.py in TensorFlow 2, with exact resume.
 
-Every flag of the original keeps its name, default and meaning, so the original README's commands
-run unchanged, e.g. CIFAR-10 (3.35 bits/dim in the paper, there on 8 GPUs):
+The original's flags keep their names, defaults and meanings (the few exceptions are listed in
+docs/differences.md), so the original README's commands run unchanged, e.g. CIFAR-10 (3.35 bits/dim
+in the paper, there on 8 GPUs):
 
     python train.py --problem cifar10 --image_size 32 --n_level 3 --depth 32 --flow_permutation 2 \
         --flow_coupling 1 --seed 0 --learntop --lr 0.001 --n_bits_x 8
 
-Data-parallel over N workers: `horovodrun -np N python train.py ...` (see README). A run is
-resumed exactly with `--restore_path LOGDIR` (or a checkpoint prefix); `--restore_path` also takes
-a TF1 checkpoint of the original release, to evaluate or fine-tune it.
+or by name, `python train.py --config cifar10` (configs/ holds one file per setting of the paper;
+flags given after it override it). Data-parallel over N workers: `horovodrun -np N python train.py
+...` (docs/cluster.md). `--resume` continues --logdir's run exactly; `--restore_path` also takes a
+TF1 checkpoint of the original release, to evaluate or fine-tune it.
+
+Read top to bottom: the flags; the checks that may fail on one worker; the model (built and
+initialised from data, or restored); the outputs; the training loop with the original's cadence of
+evaluations, samples and checkpoints.
 """
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines, before it loads
-
+import glow_tf  # noqa: F401  (first: it imports TensorFlow with its start-up noise filtered out)
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -28,13 +34,18 @@ from glow_tf import Glow, GlowConfig
 from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, load_original_checkpoint
 from glow_tf.distributed import Distributed, peer_stopped
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
-from glow_tf.training import (STAT_NAMES, INIT_NOISE, ResultLogger, RunState, draw_samples, make_sampler,
-                              make_test_step, make_train_step, save_samples, stream_seed)
+from glow_tf.seeds import INIT_NOISE, TEST_NOISE, noise_seed
+from glow_tf.training import (STAT_NAMES, Checkpoints, Reporter, RunState, draw_samples, make_sampler,
+                              make_test_step, make_train_step)
 
 
-def get_arguments(argv=None):
+def build_parser():
+    """The argument parser: the original's flags (names, defaults, help), then this port's."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", type=str, default="",
+                        help="A named config from configs/ (e.g. digits, cifar10) or a path to one: its flags "
+                             "become the defaults, and flags given on the command line override them")
     parser.add_argument("--verbose", action="store_true", help="Verbose mode")
     parser.add_argument("--restore_path", type=str, default="",
                         help="Resume from this run directory or checkpoint prefix, or load a TF1 checkpoint of "
@@ -118,6 +129,23 @@ def get_arguments(argv=None):
     parser.add_argument("--init_allreduce", type=int, default=0,
                         help="Data-parallel runs: initialise each actnorm from the mean and variance over every "
                              "worker's init batch (1), instead of rank 0's batch as the original (0)")
+    return parser
+
+
+def get_arguments(argv=None):
+    """The parsed, checked flags: a --config's flags are the defaults, the command line overrides them."""
+    parser = build_parser()
+    chosen, _ = parser.parse_known_args(argv)
+    if chosen.config:
+        import configs  # noqa: PLC0415 (only runs with --config need it)
+        try:
+            flags, _ = configs.load(chosen.config)
+        except (ValueError, FileNotFoundError) as e:
+            parser.error(f"--config {chosen.config!r}: {e}")
+        unknown = sorted(set(flags) - {action.dest for action in parser._actions})
+        if unknown:
+            parser.error(f"--config {chosen.config!r} sets {unknown}, which are not flags of train.py")
+        parser.set_defaults(**flags)
     args = parser.parse_args(argv)  # argparse expands unique prefixes: the original README's --n_level works
     check_arguments(parser, args)
     return args
@@ -134,11 +162,41 @@ def check_arguments(parser, args):
         parser.error(f"--epochs_warmup {args.epochs_warmup}: expected >= 0")
     if args.image_size != -1 and (args.image_size < 1 or args.image_size & (args.image_size - 1)):
         parser.error(f"--image_size {args.image_size}: expected a power of two (or -1 for the problem's default)")
-    if args.resume and not args.restore_path and tf.train.latest_checkpoint(
-            os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
-        args.restore_path = args.logdir
-    if args.inference and not args.restore_path:
+    if args.inference and not restore_source(args):
         parser.error("--inference needs --restore_path (the original silently encoded with an untrained model)")
+
+
+def restore_source(args):
+    """What to restore: --restore_path, or with --resume --logdir when it holds a checkpoint ("" for none)."""
+    if args.restore_path:
+        return args.restore_path
+    if args.resume and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
+        return args.logdir
+    return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunShape:
+    """What the flags, the data and the number of workers imply; the original added these to its hps,
+    and they head train.txt and test.txt beside the flags."""
+    image_size: int
+    n_y: int
+    local_batch_train: int
+    local_batch_test: int
+    local_batch_init: int
+    train_its: int  # steps per epoch: n_train over the anchored global batch n_batch_train * workers
+    full_test_its: int
+    n_bins: float
+    size: int
+    top_shape: list
+
+
+def run_shape(args, data, dist, config):
+    return RunShape(image_size=data.image_size, n_y=data.n_y, local_batch_train=data.local_batch_train,
+                    local_batch_test=data.local_batch_test, local_batch_init=data.local_batch_init,
+                    train_its=int(np.ceil(args.n_train / (args.n_batch_train * dist.size))),
+                    full_test_its=data.full_test_its, n_bins=2.0 ** args.n_bits_x, size=dist.size,
+                    top_shape=list(config.top_shape))
 
 
 def model_config(args, data):
@@ -151,26 +209,34 @@ def model_config(args, data):
         raise SystemExit(f"train.py: {e}") from None
 
 
+def load_data(args, dist):
+    try:
+        return data_loaders.get_data(args.problem, args.data_dir, image_size=args.image_size, n_test=args.n_test,
+                                     n_batch_train=args.n_batch_train, n_batch_init=args.n_batch_init,
+                                     anchor_size=args.anchor_size, dal=args.dal, fmap=args.fmap, pmap=args.pmap,
+                                     category=args.category, seed=args.seed, rank=dist.rank, size=dist.size)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"train.py: {e}") from None
+
+
 def is_original_checkpoint(prefix):
     """True for a TF1 checkpoint of the original release (variables named model/...)."""
     names = [name for name, _ in tf.train.list_variables(prefix)]
     return any(n.startswith("model/") for n in names) and "_CHECKPOINTABLE_OBJECT_GRAPH" not in names
 
 
-def restore_prefix(path):
+def resolve_restore(args, config):
+    """(kind, prefix) for what restore_source names: ("run", prefix) for a checkpoint of this port,
+    whose config must equal `config`; ("original", prefix) for a TF1 checkpoint of the original
+    release; (None, None) for a new run. Only the chief calls it: the other workers never read
+    checkpoints."""
+    source = restore_source(args)
+    if not source:
+        return None, None
     try:
-        return find_checkpoint(path)  # a run directory (its latest checkpoint) or a prefix
+        prefix = find_checkpoint(source)  # a run directory (its latest checkpoint) or a prefix
     except FileNotFoundError as e:
         raise SystemExit(f"train.py: --restore_path: {e}") from None
-
-
-def resolve_restore(args, config):
-    """(kind, prefix) for --restore_path: ("run", prefix) for a checkpoint of this port, whose config
-    must equal `config`; ("original", prefix) for a TF1 checkpoint of the original release; (None,
-    None) without --restore_path. Only the chief calls it: the other workers never read checkpoints."""
-    if not args.restore_path:
-        return None, None
-    prefix = restore_prefix(args.restore_path)
     if is_original_checkpoint(prefix):
         return "original", prefix
     try:
@@ -179,19 +245,19 @@ def resolve_restore(args, config):
         raise SystemExit(f"train.py: --restore_path: {e}") from None
     if saved != config:
         diff = {k: (v, getattr(config, k)) for k, v in saved.to_dict().items() if getattr(config, k) != v}
-        raise SystemExit(f"train.py: --restore_path {args.restore_path!r} does not fit the flags: "
+        raise SystemExit(f"train.py: --restore_path {source!r} does not fit the flags: "
                          + ", ".join(f"{k} is {a!r} in the checkpoint but {b!r} here" for k, (a, b) in diff.items()))
     return "run", prefix
 
 
-def build_model(args, config, data, dist, restore_kind, prefix):
+def build_model(args, shape, config, data, dist, restore_kind, prefix):
     """(glow, optimizer, state, resumed): a fresh, initialised model or one restored from --restore_path.
 
     `restore_kind` ("run", "original" or None) is the same on every worker; only the chief reads the
     checkpoint (`prefix` is None elsewhere) and every worker ends with the chief's variables.
     """
     state = RunState()
-    seed = dist.rank + dist.size * args.seed
+    seed = worker_seed(args, dist)
     glow = None
     if restore_kind == "original":
         with dist.stop_together():
@@ -206,7 +272,7 @@ def build_model(args, config, data, dist, restore_kind, prefix):
         # Data-dependent init on the chief's batch, then broadcast (the original's init pass + broadcast);
         # or, with --init_allreduce, on every worker's batch from the chief's initial weights.
         x, y = data.init_batch if dist.is_chief or args.init_allreduce else (None, None)
-        init_seed = stream_seed(seed, INIT_NOISE, 0)
+        init_seed = noise_seed(seed, INIT_NOISE, 0)
         if args.init_allreduce and dist.size > 1:
             dist.broadcast_variables(glow.variables)
             with dist.allreduced_actnorm_init(glow):
@@ -215,7 +281,7 @@ def build_model(args, config, data, dist, restore_kind, prefix):
             glow.initialize(x, y if config.ycond else None, seed=init_seed)
     glow.gradient_checkpointing = bool(args.gradient_checkpointing)
     optimizer = Optimizer(glow.trainable_variables, kind=args.optimizer, beta1=args.beta1,
-                          beta2=beta2_from(args.train_its, args.polyak_epochs), weight_decay=args.weight_decay)
+                          beta2=beta2_from(shape.train_its, args.polyak_epochs), weight_decay=args.weight_decay)
     if restore_kind == "run":
         with dist.stop_together():
             if dist.is_chief:
@@ -230,16 +296,39 @@ def build_model(args, config, data, dist, restore_kind, prefix):
     return glow, optimizer, state, restore_kind == "run"
 
 
+def worker_seed(args, dist):
+    """The original's per-worker seed: rank + size * seed."""
+    return dist.rank + dist.size * args.seed
+
+
 # Flags each worker may set for itself: they do not change what is computed (the chief alone reads
 # --restore_path and writes --logdir; data_dir may differ between machines).
-WORKER_LOCAL_FLAGS = ("verbose", "progress", "data_dir", "fmap", "pmap", "logdir", "restore_path", "resume")
+WORKER_LOCAL_FLAGS = ("verbose", "progress", "data_dir", "fmap", "pmap", "logdir", "restore_path", "resume",
+                      "config")
 
 
-def run_settings(args, config):
-    """What every worker must agree on: the model's config and every other flag or derived value."""
+def run_settings(args, shape, config):
+    """What every worker must agree on: the model's config, every other flag and the derived values
+    (equal train_its and full_test_its give equal collectives on every worker)."""
     settings = config.to_dict()
     settings.update({k: v for k, v in vars(args).items() if k not in WORKER_LOCAL_FLAGS and k not in settings})
+    settings.update(dataclasses.asdict(shape))
     return settings
+
+
+# The original's cadence (its train.py): a report (and samples) at epochs 1-9, every 10th up to 50 and
+# every --epochs_full_valid; a test pass every --epochs_full_valid; samples at epochs 1, 10 and every
+# --epochs_full_sample among the reported epochs.
+def reports(epoch, args):
+    return epoch < 10 or (epoch < 50 and epoch % 10 == 0) or epoch % args.epochs_full_valid == 0
+
+
+def tests(epoch, args):
+    return epoch % args.epochs_full_valid == 0
+
+
+def samples(epoch, args):
+    return reports(epoch, args) and (epoch == 1 or epoch == 10 or epoch % args.epochs_full_sample == 0)
 
 
 def main(argv=None):
@@ -256,173 +345,139 @@ def main(argv=None):
             dist.pin_gpu()
         except RuntimeError as e:
             raise SystemExit(f"train.py: {e}") from None
-        try:
-            data = data_loaders.get_data(args.problem, args.data_dir, image_size=args.image_size, n_test=args.n_test,
-                                         n_batch_train=args.n_batch_train, n_batch_init=args.n_batch_init,
-                                         anchor_size=args.anchor_size, dal=args.dal, fmap=args.fmap, pmap=args.pmap,
-                                         category=args.category, seed=args.seed, rank=dist.rank, size=dist.size)
-        except (ValueError, FileNotFoundError) as e:
-            raise SystemExit(f"train.py: {e}") from None
-        args.image_size, args.n_y = data.image_size, data.n_y
-        args.local_batch_train, args.local_batch_test = data.local_batch_train, data.local_batch_test
-        args.local_batch_init = data.local_batch_init
-        # the anchored batch, as the original: n_batch_train * size images per step
-        args.train_its = int(np.ceil(args.n_train / (args.n_batch_train * dist.size)))
-        args.full_test_its = data.full_test_its
-        args.n_bins = 2.0 ** args.n_bits_x
-        args.size = dist.size
+        data = load_data(args, dist)
         config = model_config(args, data)
-        args.top_shape = list(config.top_shape)
+        shape = run_shape(args, data, dist, config)
         restore_kind, prefix = resolve_restore(args, config) if dist.is_chief else (None, None)
         if (dist.is_chief and restore_kind != "run"
                 and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"]))):
             raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --resume (or "
                              f"--restore_path {args.logdir}) or choose another --logdir")
-    # Equal flags give equal collectives on every worker (e.g. the same full_test_its and train_its).
-    dist.check_same(run_settings(args, config))
+    dist.check_same(run_settings(args, shape, config))
     restore_kind = dist.broadcast_object(restore_kind)
-    seed = dist.rank + dist.size * args.seed  # the original's per-worker seed
+    seed = worker_seed(args, dist)
     tf.random.set_seed(seed)
     np.random.seed(seed)
     if dist.is_chief:
-        print(f"Rank {dist.rank} Batch sizes train {data.local_batch_train} test {data.local_batch_test} "
-              f"init {data.local_batch_init}; {dist.size} worker(s); train_its {args.train_its}")
+        print(f"train.py: {args.problem} {data.image_size}x{data.image_size}, {dist.size} worker(s), batch "
+              f"{data.local_batch_train} per worker, {shape.train_its} steps per epoch; model "
+              f"{config.n_levels} levels x {config.depth} steps, width {config.width}", flush=True)
 
     # --- Model, optimiser, data-dependent init or restore -------------------------------------
-    glow, optimizer, state, resumed = build_model(args, config, data, dist, restore_kind, prefix)
+    glow, optimizer, state, resumed = build_model(args, shape, config, data, dist, restore_kind, prefix)
     if dist.is_chief:
         os.makedirs(args.logdir, exist_ok=True)
         config.save(os.path.join(args.logdir, CONFIG_NAME))
     if args.inference:
         return infer(glow, data, args, dist, seed)
 
-    # --- Outputs: logs, TensorBoard, checkpoints (rank 0 only) ---------------------------------
-    checkpoint = tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state)
-    resume_epoch = int(state.epoch) if resumed else None
-    if dist.is_chief:
-        hps = {k: v for k, v in vars(args).items()}
-        train_logger = ResultLogger(os.path.join(args.logdir, "train.txt"), hps, resume_epoch)
-        test_logger = ResultLogger(os.path.join(args.logdir, "test.txt"), hps, resume_epoch)
-        writer = tf.summary.create_file_writer(os.path.join(args.logdir, "tensorboard"))
-        managers = {which: tf.train.CheckpointManager(checkpoint, os.path.join(args.logdir, folder),
-                                                      max_to_keep=args.keep_checkpoints if which == "latest" else 1)
-                    for which, folder in CHECKPOINT_DIRS.items()}
-        for which, folder in CHECKPOINT_DIRS.items():
-            os.makedirs(os.path.join(args.logdir, folder), exist_ok=True)
-            config.save(os.path.join(args.logdir, folder, CONFIG_NAME))
-
+    # --- Outputs: logs, TensorBoard, console, checkpoints (rank 0 only) -----------------------
+    hps = {**vars(args), **dataclasses.asdict(shape)}
+    reporter = Reporter(args.logdir, hps, resume_epoch=int(state.epoch) if resumed else None, enabled=dist.is_chief,
+                        classifier=config.has_classifier)
+    checkpoints = Checkpoints(args.logdir, tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state),
+                              config, args.keep_checkpoints, enabled=dist.is_chief)
     train_step = make_train_step(glow, optimizer, dist, seed, jit=bool(args.jit))
     test_step = make_test_step(glow, dist, seed)
     sampler = make_sampler(glow, seed)
-    show_progress = dist.is_chief and (args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()))
+    averaged = optimizer.averaged_weights if args.use_ema else contextlib.nullcontext
 
     # --- Train loop: epochs of train_its steps (the original's train()) ------------------------
     if not resumed:
         # Not in the original: the test loss right after the data-dependent init, logged as epoch 0,
         # the baseline a run's progress is measured against.
-        init_results = evaluate(test_step, data, 0)
-        if dist.is_chief:
-            test_logger.log(epoch=0, n_processed=0, n_images=0, **dict(zip(STAT_NAMES, map(float, init_results))))
-            print("after init: test", np.round(init_results, 4).tolist(), flush=True)
+        reporter.report("test", 0, evaluate(test_step, data, args, 0), {"n_processed": 0, "n_images": 0})
     train_iterator = iter(data.train(start_batch=int(state.step)))
-    n_warmup = args.n_train * args.epochs_warmup
-    bad_in_a_row = 0
-    tcurr = time.time()
+    show_progress = dist.is_chief and (args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()))
+    bad_in_a_row = 0  # consecutive skipped steps, across epochs
     for epoch in range(int(state.epoch) + 1, args.epochs):
         t0 = time.time()
-        results, n_skipped = [], 0
-        bar = tqdm(total=args.train_its, desc=f"epoch {epoch}", disable=not show_progress, leave=False)
-        for _ in range(args.train_its):
-            lr = warmup_lr(args.lr, int(state.n_processed), n_warmup)  # before the step: the first lr is 0
-            try:
-                x, y = next(train_iterator)
-            except tf.errors.DataLossError as e:  # a corrupt TFRecord met mid-stream: name the file
-                raise SystemExit(f"train.py: {data.explain_data_loss(e)}") from None
-            t_step = time.time()
-            stats, grad_norm, finite = train_step(x, y, tf.constant(lr, tf.float32), state.step)
-            state.step.assign_add(1)
-            state.n_processed.assign_add(dist.size * args.n_batch_train)
-            state.n_images.assign_add(dist.size * data.local_batch_train)
-            if bool(finite):
-                results.append(stats.numpy())
-                bad_in_a_row = 0
-            else:
-                n_skipped += 1
-                bad_in_a_row += 1
-                state.n_nonfinite.assign_add(1)
-                if bad_in_a_row >= args.max_nonfinite_steps:
-                    raise SystemExit(
-                        f"train.py: stopped at step {int(state.step)} (epoch {epoch}): {bad_in_a_row} consecutive "
-                        f"steps had a non-finite loss or gradient and were skipped; the last checkpoint is "
-                        f"untouched. Lower --lr or raise --epochs_warmup.")
-            if args.verbose and dist.is_chief:
-                print(int(state.n_processed), time.time() - t_step, stats.numpy())
-            bar.update(1)
-            bar.set_postfix(bpd=f"{stats[1].numpy():.3f}",
-                            img_s=f"{dist.size * data.local_batch_train / max(time.time() - t_step, 1e-9):.0f}")
-        bar.close()
+        train_results, n_skipped, lr, bad_in_a_row = train_epoch(
+            args, shape, data, dist, state, train_step, train_iterator, epoch, bad_in_a_row, show_progress)
         dtrain = time.time() - t0
         state.train_time.assign_add(dtrain)
         state.epoch.assign(epoch)
-        train_results = np.mean(results, axis=0) if results else np.full(len(STAT_NAMES), np.nan)
-
-        if dist.is_chief:
-            train_logger.log(epoch=epoch, n_processed=int(state.n_processed), n_images=int(state.n_images),
-                             train_time=int(state.train_time), n_skipped=n_skipped,
-                             **dict(zip(STAT_NAMES, map(float, train_results))))
-            with writer.as_default():
-                for name, value in zip(STAT_NAMES, train_results):
-                    tf.summary.scalar(f"train/{name}", value, step=epoch)
-                tf.summary.scalar("train/images_per_second", int(args.train_its * dist.size * data.local_batch_train)
-                                  / max(dtrain, 1e-9), step=epoch)
-                tf.summary.scalar("train/lr", lr, step=epoch)
+        reporter.report("train", epoch, train_results,
+                        {"n_processed": int(state.n_processed), "n_images": int(state.n_images),
+                         "train_time": int(state.train_time), "n_skipped": n_skipped},
+                        rates={"images_per_second": shape.train_its * dist.size * data.local_batch_train / dtrain,
+                               "lr": lr, "seconds": dtrain},
+                        echo=reports(epoch, args))
 
         # --- Evaluation, best checkpoint, samples: the original's cadence --------------------
-        if epoch < 10 or (epoch < 50 and epoch % 10 == 0) or epoch % args.epochs_full_valid == 0:
-            test_results, msg, dtest, dsample = [], "", 0.0, 0.0
-            # --use_ema 1: evaluate and sample with the Polyak averages (the original used the raw weights)
-            with optimizer.averaged_weights() if args.use_ema else contextlib.nullcontext():
-                if epoch % args.epochs_full_valid == 0:
-                    t1 = time.time()
-                    test_results = evaluate(test_step, data, epoch)
-                    dtest = time.time() - t1
-                    if dist.is_chief:
-                        test_logger.log(epoch=epoch, n_processed=int(state.n_processed), n_images=int(state.n_images),
-                                        **dict(zip(STAT_NAMES, map(float, test_results))))
-                        with writer.as_default():
-                            for name, value in zip(STAT_NAMES, test_results):
-                                tf.summary.scalar(f"test/{name}", value, step=epoch)
-                        if test_results[0] < float(state.best_test_loss):
-                            state.best_test_loss.assign(test_results[0])
-                            msg = " *"
-                if dist.is_chief and (epoch == 1 or epoch == 10 or epoch % args.epochs_full_sample == 0):
-                    t2 = time.time()
-                    save_samples(draw_samples(sampler, config, epoch, data.local_batch_train), args.logdir, epoch, writer)
-                    dsample = time.time() - t2
-            if dist.is_chief:
-                if msg:
-                    managers["best"].save(checkpoint_number=int(state.step))
-                dcurr, tcurr = time.time() - tcurr, time.time()
-                ips = args.train_its * dist.size * data.local_batch_train / max(dtrain, 1e-9)
-                print(epoch, int(state.n_processed), int(state.n_images),
-                      f"{ips:.1f} {dtrain:.1f} {dtest:.1f} {dsample:.1f} {dcurr:.1f}",
-                      np.round(train_results, 4).tolist(), np.round(test_results, 4).tolist(), msg, flush=True)
-
-        if dist.is_chief and epoch % args.epochs_checkpoint == 0:
-            writer.flush()
-            managers["latest"].save(checkpoint_number=int(state.step))
-    if dist.is_chief:
-        if managers["latest"].latest_checkpoint != os.path.join(managers["latest"].directory, f"ckpt-{int(state.step)}"):
-            managers["latest"].save(checkpoint_number=int(state.step))
-        writer.close()
+        with averaged():  # --use_ema 1: the Polyak averages (the original used the raw weights)
+            if tests(epoch, args):
+                t1 = time.time()
+                test_results = evaluate(test_step, data, args, epoch)
+                best = test_results[0] < float(state.best_test_loss)
+                if best:
+                    state.best_test_loss.assign(test_results[0])
+                    checkpoints.save_best(int(state.step))
+                reporter.report("test", epoch, test_results,
+                                {"n_processed": int(state.n_processed), "n_images": int(state.n_images)},
+                                rates={"seconds": time.time() - t1}, note="best so far" if best else "")
+            if dist.is_chief and samples(epoch, args):
+                reporter.samples(epoch, draw_samples(sampler, config, epoch, data.local_batch_train))
+        if epoch % args.epochs_checkpoint == 0:
+            reporter.flush()
+            checkpoints.save_latest(int(state.step))
+    checkpoints.save_latest(int(state.step))  # the final state (a no-op when the last epoch saved it)
+    reporter.close()
     return glow
 
 
-def evaluate(test_step, data, epoch):
-    """Means of STAT_NAMES over one pass of the test set (the original's full_test_its batches)."""
+def train_epoch(args, shape, data, dist, state, train_step, train_iterator, epoch, bad_in_a_row, show_progress):
+    """One epoch of train_its steps. Returns (the mean of STAT_NAMES over its finite steps, the number
+    of skipped steps, the last learning rate, the skipped steps in a row at its end). A step whose loss
+    or gradient is not finite is skipped (every variable left as it was) and counted; the run stops
+    after --max_nonfinite_steps in a row, counted across epochs from `bad_in_a_row`."""
+    results, n_skipped, lr = [], 0, 0.0
+    n_warmup = args.n_train * args.epochs_warmup
+    bar = tqdm(total=shape.train_its, desc=f"epoch {epoch}", disable=not show_progress, leave=False)
+    for _ in range(shape.train_its):
+        lr = warmup_lr(args.lr, int(state.n_processed), n_warmup)  # before the step: the first lr is 0
+        try:
+            x, y = next(train_iterator)
+        except tf.errors.DataLossError as e:  # a corrupt TFRecord met mid-stream: name the file
+            raise SystemExit(f"train.py: {data.explain_data_loss(e)}") from None
+        t_step = time.time()
+        stats, _, finite = train_step(x, y, tf.constant(lr, tf.float32), state.step)
+        state.step.assign_add(1)
+        state.n_processed.assign_add(dist.size * args.n_batch_train)
+        state.n_images.assign_add(dist.size * data.local_batch_train)
+        if bool(finite):
+            results.append(stats.numpy())
+            bad_in_a_row = 0
+        else:
+            n_skipped += 1
+            bad_in_a_row += 1
+            state.n_nonfinite.assign_add(1)
+            if bad_in_a_row >= args.max_nonfinite_steps:
+                raise SystemExit(
+                    f"train.py: stopped at step {int(state.step)} (epoch {epoch}): {bad_in_a_row} consecutive "
+                    f"steps had a non-finite loss or gradient and were skipped; the last checkpoint is "
+                    f"untouched. Lower --lr or raise --epochs_warmup.")
+        if args.verbose and dist.is_chief:
+            print(int(state.n_processed), time.time() - t_step, stats.numpy())
+        bar.update(1)
+        bar.set_postfix(bpd=f"{stats[1].numpy():.3f}",
+                        img_s=f"{dist.size * data.local_batch_train / max(time.time() - t_step, 1e-9):.0f}")
+    bar.close()
+    mean = np.mean(results, axis=0) if results else np.full(len(STAT_NAMES), np.nan)
+    return mean, n_skipped, lr, bad_in_a_row
+
+
+def evaluate(test_step, data, args, epoch):
+    """Means of STAT_NAMES over full_test_its test batches.
+
+    The test stream continues from one evaluation to the next, as the original's test iterator did:
+    the k-th evaluation (epoch k * epochs_full_valid) starts at batch (k - 1) * full_test_its, and the
+    evaluation right after the init (epoch 0, not in the original) reads the same batches as the first.
+    """
+    start = max(epoch // args.epochs_full_valid - 1, 0) * data.full_test_its
     try:
         results = [test_step(x, y, tf.constant(epoch * 1_000_000 + i, tf.int64)).numpy()
-                   for i, (x, y) in enumerate(data.test())]
+                   for i, (x, y) in enumerate(data.test(start_batch=start))]
     except tf.errors.DataLossError as e:
         raise SystemExit(f"train.py: {data.explain_data_loss(e)}") from None
     return np.mean(results, axis=0)
@@ -436,7 +491,7 @@ def infer(glow, data, args, dist, seed):
     @tf.function(reduce_retracing=True)
     def encode_decode(x, y, counter):
         y = y if config.ycond else None
-        eps = glow.encode(x, y, seed=stream_seed(seed, 1, counter))
+        eps = glow.encode(x, y, seed=noise_seed(seed, TEST_NOISE, counter))
         return glow.flatten_eps(eps), glow.postprocess(glow.decode(eps, y))
 
     zs, xs, ys = [], [], []

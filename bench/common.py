@@ -201,12 +201,12 @@ def select_variants(specs, patterns, config_name, keep=0):
 
 def literal_layers():
     """Makes glow_tf compute its convolutions as the original writes them: edge padding, then
-    tf.nn.conv2d (never glow_tf.layers.tap_conv2d), then the actnorm or the bias and scale applied to
+    tf.nn.conv2d (never glow_tf.bijectors.networks.tap_conv2d), then the actnorm or the bias and scale applied to
     the convolution's output (not folded into the filter). That is the code before those two speed
     changes, to time beside the current code. Call before the model's first trace."""
     import tensorflow as tf
 
-    from glow_tf import layers
+    from glow_tf.bijectors import networks as layers
 
     layers._use_taps = lambda x, w: False
     layers.Conv2D.__call__ = lambda self, x: self.actnorm.encode(layers.edge_conv2d(x, self.W))[0]

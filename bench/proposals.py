@@ -35,7 +35,7 @@ def apply(names):
     import tensorflow as tf
 
     import glow_tf.bijectors.invertible_conv as invconv
-    import glow_tf.layers as layers
+    import glow_tf.bijectors.networks as layers
     from glow_tf.optim import Optimizer
 
     if "matmul_1x1" in names or "edge_split" in names:

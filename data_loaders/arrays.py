@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders import augment, core
+from glow_tf.seeds import loader_seed
 
 _FOREVER = 2 ** 62
 
@@ -126,9 +127,9 @@ class ArrayData(core.Data):
             x_train = x_to_uint8(downsample(x_train.astype(np.float32), image_size))
         self._y_test = y_test
         self._train = ArrayStream(x_train, y_train, self.local_batch_train, image_size, aug,
-                                  core.stream_seed(seed, rank, size, "train"))
+                                  loader_seed(seed, rank, size, "train"))
         self._init = ArrayStream(x_train, y_train, self.local_batch_train, image_size, aug,
-                                 core.stream_seed(seed, rank, size, "init"))
+                                 loader_seed(seed, rank, size, "init"))
 
     def train(self, start_batch=0):
         if start_batch < 0:
@@ -136,12 +137,16 @@ class ArrayData(core.Data):
         return _batches(self._train, start_batch, _FOREVER, self.local_batch_train, self.image_size)
 
     def _test_batch(self, j):
+        """Batch j of the endless test stream: this rank's test images in order, wrapping around."""
         b = self.local_batch_test
-        return self._x_test[j * b:(j + 1) * b], self._y_test[j * b:(j + 1) * b]
+        idx = np.arange(j * b, (j + 1) * b) % len(self._x_test)
+        return self._x_test[idx], self._y_test[idx]
 
-    def test(self):
-        return _batches(self._test_batch, 0, self.full_test_its, self.local_batch_test,
-                        self.image_size)
+    def test(self, start_batch=0):
+        if start_batch < 0:
+            raise ValueError(f"start_batch must be >= 0, got {start_batch}")
+        return _batches(self._test_batch, start_batch, start_batch + self.full_test_its,
+                        self.local_batch_test, self.image_size)
 
     @functools.cached_property
     def init_batch(self):

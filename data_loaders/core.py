@@ -4,7 +4,6 @@ Ports openai/glow train.py:get_data (per-problem defaults, anchored batch sizes)
 (full_test_its).
 """
 import math
-import zlib
 
 import numpy as np
 
@@ -89,17 +88,6 @@ def test_split(n_test_per_rank, local_batch_test):
     return batch, its, its * batch
 
 
-def stream_seed(seed, rank, size, stream):
-    """A 32-bit seed for one named random stream ('perm', 'aug', 'init', ...) of one rank.
-
-    Every random choice of the loaders is a function of (seed, rank, size, stream, index), which
-    is what makes train(k) reproducible without replaying batches 0..k-1. (openai seeds numpy and
-    TF globally with rank + size*seed; a global generator cannot be skipped ahead.)
-    """
-    entropy = [int(seed), int(rank), int(size), zlib.crc32(stream.encode())]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
-
-
 class Data:
     """What get_data returns: per-rank train/test streams, the init batch and the batch sizes.
 
@@ -115,7 +103,9 @@ class Data:
     Methods:
       train(start_batch=0): infinite tf.data.Dataset of (x uint8 [local_batch_train, H, W, 3],
         y int32 [local_batch_train]); train(k) yields exactly what train(0) yields from batch k on.
-      test(): tf.data.Dataset of full_test_its batches (x, y) of local_batch_test, one pass.
+      test(start_batch=0): tf.data.Dataset of full_test_its batches (x, y) of local_batch_test from
+        batch start_batch of the endless test stream (the test images in order, repeated), so that
+        successive evaluations continue through the test set as the original's iterator did.
       explain_data_loss(error): for a tf.errors.DataLossError met while iterating a stream, the
         error to raise instead (TFRecord problems name the corrupt file; others return error).
     """

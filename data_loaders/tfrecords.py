@@ -12,7 +12,7 @@ Pipeline per rank, as openai input_fn, with these changes:
   * the file list is sorted before `shard` (the original sharded tf.data.list_files' shuffled
     order, which with per-rank seeds need not give disjoint shards; openai quirk 6): rank r
     reads files[r::size], disjoint across ranks;
-  * every random op is seeded from (seed, rank, size) (core.stream_seed), and the random crop is
+  * every random op is seeded from (seed, rank, size) (glow_tf.seeds.loader_seed), and the random crop is
     stateless, seeded by the record's position in the stream, so the stream is reproducible;
   * train(start_batch) skips start_batch * local_batch_train raw records before parsing, which
     makes it equal to train(0) from batch start_batch on (the skipped records are read, not
@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders import core
+from glow_tf.seeds import loader_seed
 
 FILES_SHUFFLE = 1024  # openai get_data.py _FILES_SHUFFLE
 SHUFFLE_FACTOR = 4  # openai get_data.py _SHUFFLE_FACTOR
@@ -249,7 +250,7 @@ class TFRecordData(core.Data):
         _check_first(self.test_files, image_size, self.crop, f"{problem} validation shard of rank {rank}")
 
     def _seed(self, stream):
-        return core.stream_seed(self.seed, self.rank, self.size, stream)
+        return loader_seed(self.seed, self.rank, self.size, stream)
 
     def _records(self, files, shuffle_stream):
         ds = tf.data.Dataset.from_tensor_slices(files)
@@ -283,9 +284,12 @@ class TFRecordData(core.Data):
         records = self._records(self.train_files, "train").skip(skip)
         return self._parsed(records, skip, self.local_batch_train, "train/crop", with_attr).prefetch(1)
 
-    def test(self, with_attr=False):
-        ds = self._parsed(self._records(self.test_files, None), 0, self.local_batch_test,
-                          "test/crop", with_attr)
+    def test(self, start_batch=0, with_attr=False):
+        if start_batch < 0:
+            raise ValueError(f"start_batch must be >= 0, got {start_batch}")
+        skip = start_batch * self.local_batch_test
+        records = self._records(self.test_files, None).skip(skip)
+        ds = self._parsed(records, skip, self.local_batch_test, "test/crop", with_attr)
         return ds.take(self.full_test_its).prefetch(1)
 
     @functools.cached_property

@@ -25,7 +25,7 @@ from glow_tf.bijectors.split import Split
 from glow_tf.bijectors.squeeze import squeeze2d, unsqueeze2d
 from glow_tf.bijectors.top_prior import TopPrior
 from glow_tf.config import GlowConfig
-from glow_tf.layers import LinearZeros
+from glow_tf.bijectors.networks import LinearZeros
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 

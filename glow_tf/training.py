@@ -1,9 +1,9 @@
-"""The pieces of train.py that are not the loop itself: the compiled steps, run state, logs, samples.
+"""The pieces of train.py that are not the loop itself: the compiled steps, run state, outputs.
 
-Ports openai train.py's helpers (utils.ResultLogger, the sample grids of init_visualizations) and
-model.py's train/test ops, with what exact resume needs: every random draw of a run (dequantisation
-noise, samples) is stateless, keyed by (seed, rank, stream, counter), so a run restarted from a
-checkpoint at step s draws exactly what an uninterrupted run draws from step s on.
+Ports openai train.py's helpers (utils.ResultLogger, the sample grids of draw_samples) and model.py's
+train/test ops, with what exact resume needs: every random draw of a run (dequantisation noise,
+samples) is stateless (glow_tf.seeds), so a run restarted from a checkpoint at step s draws exactly
+what an uninterrupted run draws from step s on.
 """
 import json
 import os
@@ -11,20 +11,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME
 from glow_tf.images import grid, save_png
 from glow_tf.io import atomic_write_text
+from glow_tf.seeds import SAMPLES, TEST_NOISE, TRAIN_NOISE, noise_seed
 
-# Independent random streams of one worker.
-TRAIN_NOISE, TEST_NOISE, SAMPLES, INIT_NOISE = 0, 1, 2, 3
 # The original's sample temperatures (train.py:draw_samples).
 SAMPLE_TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 STAT_NAMES = ("loss", "bits_x", "bits_y", "pred_loss")  # the original's process_results order
-
-
-def stream_seed(seed, stream, counter):
-    """A stateless-RNG seed [2] for draw `counter` of `stream` of the worker whose seed is `seed`."""
-    base = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
-    return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
 
 
 class RunState(tf.Module):
@@ -56,7 +50,7 @@ def make_train_step(glow, optimizer, dist, seed, jit=False):
 
     def local_gradients(x, y, counter, noise):
         with tf.GradientTape() as tape:
-            stats = glow.objective(x, y, noise=noise, seed=stream_seed(seed, TRAIN_NOISE, counter))
+            stats = glow.objective(x, y, noise=noise, seed=noise_seed(seed, TRAIN_NOISE, counter))
             loss = tf.reduce_mean(stats["loss"])
         return tape.gradient(loss, params), [tf.reduce_mean(stats[k]) for k in STAT_NAMES]
 
@@ -78,7 +72,7 @@ def make_test_step(glow, dist, seed):
     """Batch means of STAT_NAMES on test data, averaged over workers (the original's model.test)."""
 
     def step(x, y, counter):
-        stats = glow.objective(x, y, seed=stream_seed(seed, TEST_NOISE, counter))
+        stats = glow.objective(x, y, seed=noise_seed(seed, TEST_NOISE, counter))
         return tf.stack(dist.allreduce_mean([tf.reduce_mean(stats[k]) for k in STAT_NAMES]))
 
     return tf.function(step, reduce_retracing=True)
@@ -90,7 +84,7 @@ def make_sampler(glow, seed):
     @tf.function(reduce_retracing=True)
     def sample(y, temperature, counter):
         n = tf.shape(y)[0]
-        eps = glow.sample_eps(n, temperature, seed=stream_seed(seed, SAMPLES, counter))
+        eps = glow.sample_eps(n, temperature, seed=noise_seed(seed, SAMPLES, counter))
         return glow.postprocess(glow.decode(eps, y if glow.config.ycond else None))
 
     return sample
@@ -113,14 +107,105 @@ def draw_samples(sampler, config, epoch, batch_size):
     return grids
 
 
-def save_samples(grids, logdir, epoch, writer=None):
-    """Writes `epoch_{epoch}_sample_{i}.png` (the original's names) and TensorBoard images."""
-    for i, g in enumerate(grids):
-        save_png(g, os.path.join(logdir, f"epoch_{epoch}_sample_{i}.png"))
-    if writer is not None:
-        with writer.as_default():
+class Reporter:
+    """The one place a run's figures go, each to every sink: the original's JSON-lines logs
+    (train.txt, test.txt), TensorBoard, and a labelled console line; and its sample grids, to PNG
+    files with the original's names and to TensorBoard.
+
+    Only the chief reports (`enabled`); on the other workers every method does nothing. The console
+    line leaves out bits_y and pred_loss for a model without a classifier head (`classifier=False`),
+    where they are the constants 0 and 1 the original logs.
+    """
+
+    def __init__(self, logdir, hps, resume_epoch=None, enabled=True, classifier=True):
+        self.logdir, self.enabled = logdir, enabled
+        self.shown = STAT_NAMES if classifier else ("loss", "bits_x")
+        if not enabled:
+            return
+        os.makedirs(logdir, exist_ok=True)
+        self.logs = {split: ResultLogger(os.path.join(logdir, f"{split}.txt"), hps, resume_epoch)
+                     for split in ("train", "test")}
+        self.writer = tf.summary.create_file_writer(os.path.join(logdir, "tensorboard"))
+
+    def report(self, split, epoch, results, counters, rates=None, echo=True, note=""):
+        """Logs one epoch's figures of `split` ("train" or "test").
+
+        results: the means of STAT_NAMES (to every sink); counters: ints such as n_processed (to the
+        log and the console); rates: floats such as images_per_second, lr, seconds (to TensorBoard and
+        the console); echo: print the console line (the original printed on its report cadence only).
+        """
+        if not self.enabled:
+            return
+        stats = dict(zip(STAT_NAMES, map(float, results)))
+        self.logs[split].log(epoch=epoch, **counters, **stats)
+        rates = rates or {}
+        with self.writer.as_default():
+            for name, value in {**stats, **rates}.items():
+                tf.summary.scalar(f"{split}/{name}", value, step=epoch)
+        if echo:
+            figures = " ".join(f"{name} {stats[name]:.4f}" for name in self.shown)
+            extra = []
+            if "n_processed" in counters:
+                extra.append(f"{counters['n_processed']:,} images seen")
+            if "images_per_second" in rates:
+                extra.append(f"{rates['images_per_second']:.1f} img/s")
+            if "seconds" in rates:
+                extra.append(f"{rates['seconds']:.1f} s")
+            if counters.get("n_skipped"):
+                extra.append(f"{counters['n_skipped']} steps skipped")
+            if note:
+                extra.append(note)
+            print(f"epoch {epoch:>4} {split:<5} | {figures} | {', '.join(extra)}", flush=True)
+
+    def samples(self, epoch, grids):
+        """Writes `epoch_{epoch}_sample_{i}.png` (the original's names) and the grids to TensorBoard."""
+        if not self.enabled:
+            return
+        for i, g in enumerate(grids):
+            save_png(g, os.path.join(self.logdir, f"epoch_{epoch}_sample_{i}.png"))
+        with self.writer.as_default():
             for t, g in zip(SAMPLE_TEMPERATURES, grids):
                 tf.summary.image(f"samples/temperature_{t}", g[None], step=epoch)
+
+    def flush(self):
+        if self.enabled:
+            self.writer.flush()
+
+    def close(self):
+        if self.enabled:
+            self.writer.close()
+
+
+class Checkpoints:
+    """A run's checkpoints, written by the chief only: the latest few (for resume) in checkpoints/ and
+    the best test loss in best/, each folder with the model's config.json beside the checkpoints.
+
+    tf.train.CheckpointManager writes each checkpoint's files before it updates the folder's
+    `checkpoint` state file, so a crash mid-save leaves the previous checkpoint the latest one.
+    """
+
+    def __init__(self, logdir, checkpoint, config, keep, enabled=True):
+        self.enabled = enabled
+        if not enabled:
+            return
+        self.managers = {which: tf.train.CheckpointManager(checkpoint, os.path.join(logdir, folder),
+                                                           max_to_keep=keep if which == "latest" else 1)
+                         for which, folder in CHECKPOINT_DIRS.items()}
+        for folder in CHECKPOINT_DIRS.values():
+            os.makedirs(os.path.join(logdir, folder), exist_ok=True)
+            config.save(os.path.join(logdir, folder, CONFIG_NAME))
+
+    def _save(self, which, step):
+        manager = self.managers[which]
+        if self.enabled and manager.latest_checkpoint != os.path.join(manager.directory, f"ckpt-{step}"):
+            manager.save(checkpoint_number=step)
+
+    def save_latest(self, step):
+        """Saves the run at `step` unless that step is already the latest checkpoint."""
+        self._save("latest", step)
+
+    def save_best(self, step):
+        self._save("best", step)
 
 
 class ResultLogger:

@@ -308,6 +308,17 @@ def test_init_batch_does_not_shift_the_train_stream():
     assert not np.array_equal(x[:44], _take(b.train(), 1)[0][0])
 
 
+def test_test_passes_continue_through_the_test_set_and_wrap_around():
+    whole = np.concatenate([b[0] for b in _take(_digits(n_test=300).test(), 100)])  # the 300 in order
+    data = _digits(n_test=297)  # 11 batches of 25 per pass: 275 images, 25 left for the next pass
+    n = data.full_test_its * data.local_batch_test
+    assert (len(whole), n) == (300, 275)
+    first = np.concatenate([b[0] for b in _take(data.test(), 100)])
+    second = np.concatenate([b[0] for b in _take(data.test(start_batch=data.full_test_its), 100)])
+    np.testing.assert_array_equal(first, whole[:n])
+    np.testing.assert_array_equal(second, whole[np.arange(n, 2 * n) % 300])
+
+
 def test_seed_changes_the_stream():
     assert not np.array_equal(_take(_digits(seed=0).train(), 1)[0][0],
                               _take(_digits(seed=1).train(), 1)[0][0])

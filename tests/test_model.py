@@ -10,7 +10,7 @@ import tensorflow as tf
 from bijector_checks import check_bijector, jacobian_log_det, perturb, random_normal
 from glow_tf import FlowStep, Glow, GlowConfig, original_variable_map
 from glow_tf.bijectors import ActNorm, InvertibleConv1x1LU
-from glow_tf.layers import Conv2D
+from glow_tf.bijectors.networks import Conv2D
 
 TINY = dict(image_size=8, n_levels=2, depth=2, width=8)
 
@@ -489,7 +489,7 @@ def test_fast_layers_compute_the_literal_model(monkeypatch):
     """The speed forms of the layers (tap-form convolutions, actnorms folded into the filters) against
     the layers as the original writes them, on a model large enough for the tap form (32x32, width
     128: level 1's l_last is 129 -> 12 channels at 16x16): bits/dim, every gradient, eps, decode."""
-    import glow_tf.layers as layers
+    import glow_tf.bijectors.networks as layers
     config = GlowConfig(image_size=32, n_levels=2, depth=2, width=128, flow_coupling="affine", learntop=True)
     glow = Glow(config, seed=0)
     x, noise = _images(4, 32, seed=5), _noise([4, 32, 32, 3], 256.0, seed=6)
@@ -526,7 +526,7 @@ def test_tap_form_gradients_under_checkpointing_and_xla(monkeypatch):
     """The tap form's hand-written gradient inside tf.recompute_grad (train.py's default
     --gradient_checkpointing 1) and under XLA (--jit 1): the same loss and gradients as autodiff
     through TensorFlow's convolution."""
-    import glow_tf.layers as layers
+    import glow_tf.bijectors.networks as layers
     config = GlowConfig(image_size=32, n_levels=2, depth=2, width=128, flow_coupling="affine", learntop=True)
     glow = Glow(config, seed=0)
     x, noise = _images(4, 32, seed=8), _noise([4, 32, 32, 3], 256.0, seed=9)

@@ -119,6 +119,8 @@ def test_train_stream_reads_parsed_images_and_labels(tfr_dir):
     np.testing.assert_array_equal(y, x[:, 0, 0, 0] % 3)
     # the validation pass covers the 10 validation images once, in file order
     assert _ids(_take(data.test(), 100)) == list(range(30, 40))
+    # the stream goes on past the end: a pass from batch 3 wraps around
+    assert _ids(_take(data.test(start_batch=3), 100)) == [36, 37, 38, 39, 30, 31, 32, 33, 34, 35]
     xi, yi = data.init_batch
     assert xi.shape == (10, 8, 8, 3) and yi.shape == (10,)
 

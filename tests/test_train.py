@@ -1,4 +1,7 @@
-"""train.py end to end on scikit-learn's digits: outputs, learning, exact resume after SIGKILL, errors."""
+"""train.py end to end on scikit-learn's digits: outputs, learning, exact resume after SIGKILL, errors.
+
+Runs call train.main in this process; only the SIGKILL test starts train.py as a program (a process
+has to die), and one run checks the console a user sees."""
 import json
 import os
 import signal
@@ -20,12 +23,20 @@ TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels",
         "--seed", "3", "--n_batch_init", "128"]
 
 
-def run_train(args, check=True, **kw):
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "train.py"), *args], env=ENV, cwd=REPO,
-                          capture_output=True, text=True, **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"train.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}")
-    return proc
+def run_train(args):
+    """train.main(args) in this process (it returns the trained model)."""
+    import train  # noqa: PLC0415
+    return train.main(list(args))
+
+
+def train_error(args, capsys):
+    """The one message train.py stops with for `args` (argparse's or train.py's own)."""
+    import train  # noqa: PLC0415
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        train.main(list(args))
+    code = stopped.value.code
+    return (code if isinstance(code, str) else "") + capsys.readouterr().err
 
 
 def read_jsonl(path):
@@ -73,9 +84,9 @@ def test_outputs_of_a_run(uninterrupted):
 def test_exact_resume_after_sigkill(uninterrupted, tmp_path):
     """Kill -9 after the checkpoint at step 12 (epoch 3), resume to the end: same weights, same logs."""
     logdir = str(tmp_path / "killed")
+    out, err = open(tmp_path / "stdout", "w"), open(tmp_path / "stderr", "w")
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "train.py"), *TINY, "--epochs", "9",
-                             "--logdir", logdir], env=ENV, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--logdir", logdir], env=ENV, cwd=REPO, stdout=out, stderr=err)
     state_file = os.path.join(logdir, "checkpoints", "checkpoint")
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -86,6 +97,12 @@ def test_exact_resume_after_sigkill(uninterrupted, tmp_path):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    out.close(), err.close()
+    # What the user saw until then: labelled lines (the first test right after the init, then train
+    # epochs), and nothing on stderr.
+    console = (tmp_path / "stdout").read_text()
+    assert "epoch    0 test  | loss " in console and "epoch    1 train | loss " in console, console
+    assert (tmp_path / "stderr").read_text() == ""
     assert tf.train.latest_checkpoint(os.path.join(logdir, "checkpoints")), "no checkpoint survived the kill"
 
     run_train([*TINY, "--epochs", "9", "--logdir", logdir, "--restore_path", logdir])
@@ -132,26 +149,22 @@ def test_inference_writes_latents_and_reconstructions(uninterrupted, tmp_path):
     (["--inference"], "--inference needs --restore_path"),
     (["--problem", "folder", "--data_dir", "/nonexistent/images"], "/nonexistent/images"),
 ])
-def test_bad_input_gets_one_clear_error(tmp_path, args, message):
-    proc = run_train([*TINY, "--epochs", "2", "--logdir", str(tmp_path / "bad"), *args], check=False)
-    assert proc.returncode != 0
-    assert message in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+def test_bad_input_gets_one_clear_error(tmp_path, args, message, capsys):
+    # Any exception other than SystemExit (a traceback for the user) fails the test.
+    assert message in train_error([*TINY, "--epochs", "2", "--logdir", str(tmp_path / "bad"), *args], capsys)
 
 
-def test_restore_path_that_does_not_fit_the_flags(uninterrupted, tmp_path):
-    proc = run_train([*TINY, "--epochs", "2", "--depth", "3", "--logdir", str(tmp_path / "x"),
-                      "--restore_path", uninterrupted], check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "depth is 2 in the checkpoint but 3 here" in proc.stderr
+def test_restore_path_that_does_not_fit_the_flags(uninterrupted, tmp_path, capsys):
+    error = train_error([*TINY, "--epochs", "2", "--depth", "3", "--logdir", str(tmp_path / "x"),
+                         "--restore_path", uninterrupted], capsys)
+    assert "depth is 2 in the checkpoint but 3 here" in error
 
 
-def test_refuses_to_overwrite_a_run(uninterrupted):
-    proc = run_train([*TINY, "--epochs", "2", "--logdir", uninterrupted], check=False)
-    assert proc.returncode != 0 and "already holds a run" in proc.stderr
+def test_refuses_to_overwrite_a_run(uninterrupted, capsys):
+    assert "already holds a run" in train_error([*TINY, "--epochs", "2", "--logdir", uninterrupted], capsys)
 
 
-def test_original_tf1_checkpoint_restores_and_fine_tunes(tmp_path):
+def test_original_tf1_checkpoint_restores_and_fine_tunes(tmp_path, capsys):
     """--restore_path with an original release's checkpoint (the reference additive_reverse, 8x8 RGB)."""
     ref = os.path.join(REPO, "tests", "fixtures", "original_glow", "additive_reverse")
     with open(os.path.join(ref, "hps.json")) as f:
@@ -163,20 +176,19 @@ def test_original_tf1_checkpoint_restores_and_fine_tunes(tmp_path):
     run_train(args)
     _, test = read_jsonl(str(tmp_path / "ft" / "test.txt"))
     assert np.isfinite(float(test[0]["bits_x"]))
-    wrong = run_train([*args[:-4], "--logdir", str(tmp_path / "w"), "--learntop", "--restore_path",
-                       os.path.join(ref, "model.ckpt")], check=False)
-    assert wrong.returncode != 0 and "does not fit the config" in wrong.stderr and "Traceback" not in wrong.stderr
+    wrong = train_error([*args[:-4], "--logdir", str(tmp_path / "w"), "--learntop", "--restore_path",
+                         os.path.join(ref, "model.ckpt")], capsys)
+    assert "does not fit the config" in wrong
 
 
-def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(uninterrupted, tmp_path):
+def test_nonfinite_steps_are_skipped_counted_and_stop_the_run(uninterrupted, tmp_path, capsys):
     """An absurd learning rate blows the weights up after one step: every later step has a non-finite
     loss or gradient, is skipped and counted, and the run stops after --max_nonfinite_steps in a row."""
     logdir = str(tmp_path / "nonfinite")
-    proc = run_train([*TINY, "--epochs", "12", "--logdir", logdir, "--restore_path", uninterrupted,
-                      "--lr", "1e30", "--max_nonfinite_steps", "6"], check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    error = train_error([*TINY, "--epochs", "12", "--logdir", logdir, "--restore_path", uninterrupted,
+                         "--lr", "1e30", "--max_nonfinite_steps", "6"], capsys)
     # resumed at step 32 (8 epochs of 4): step 33 updates, 34-36 are skipped in epoch 9, 37-39 in epoch 10
-    assert "stopped at step 39 (epoch 10): 6 consecutive steps had a non-finite loss" in proc.stderr
+    assert "stopped at step 39 (epoch 10): 6 consecutive steps had a non-finite loss" in error
     _, train = read_jsonl(os.path.join(logdir, "train.txt"))
     assert [(int(r["epoch"]), r["n_skipped"]) for r in train] == [(9, 3)]
     assert np.isfinite(float(train[0]["bits_x"]))  # the mean of the finite steps only
@@ -202,3 +214,36 @@ def test_use_ema_evaluates_with_the_averages_and_trains_with_the_raw_weights(tmp
             np.testing.assert_array_equal(weights1[name], weights0[name], err_msg=name)
     assert test1[0] == test0[0]  # epoch 0 (after init) is evaluated before any averaging
     assert test1[1]["bits_x"] != test0[1]["bits_x"]  # epoch 2: the averages are not the raw weights
+
+
+def test_config_sets_defaults_and_flags_override_it(tmp_path, capsys):
+    import train  # noqa: PLC0415
+    config = tmp_path / "tiny.py"
+    config.write_text('"""A test config."""\nFLAGS = dict(problem="digits", depth=2, width=16, learntop=True)\n'
+                      'TARGET = "none"\n')
+    args = train.get_arguments(["--config", str(config), "--width", "24"])
+    assert (args.problem, args.depth, args.width, args.learntop) == ("digits", 2, 24, True)
+    assert train.get_arguments([]).depth == 32  # the original's default without --config
+    config.write_text('FLAGS = dict(no_such_flag=1)\nTARGET = ""\n')
+    assert "no_such_flag" in train_error(["--config", str(config)], capsys)
+
+
+class _FakeTestData:
+    full_test_its = 3
+
+    def __init__(self):
+        self.starts = []
+
+    def test(self, start_batch=0):
+        self.starts.append(start_batch)
+        return [(np.zeros(1), np.zeros(1))] * self.full_test_its
+
+
+def test_evaluations_continue_through_the_test_stream():
+    """As the original's test iterator: each evaluation starts where the previous one stopped; the
+    evaluation after the init (epoch 0) reads the same batches as the first of the original."""
+    import train  # noqa: PLC0415
+    data, args = _FakeTestData(), train.get_arguments(["--epochs_full_valid", "2"])
+    for epoch in (0, 2, 4, 6):
+        train.evaluate(lambda x, y, counter: tf.constant([1.0, 2.0, 3.0, 4.0]), data, args, epoch)
+    assert data.starts == [0, 0, 3, 6]

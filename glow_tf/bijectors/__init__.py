@@ -1,4 +1,5 @@
-"""The invertible layers of Glow, one per module, each named for the paper's box."""
+"""The invertible layers of Glow, one per module, each named for the paper's box; `networks` holds
+the non-invertible networks they use (the coupling network f, the zero-initialised convolutions)."""
 from glow_tf.bijectors.actnorm import ActNorm
 from glow_tf.bijectors.base import FlowBijector, data_dependent_init
 from glow_tf.bijectors.coupling import AdditiveCoupling, AffineCoupling

@@ -6,7 +6,7 @@ second half, and the first half passes through unchanged.
 import tensorflow as tf
 
 from glow_tf.bijectors.base import FlowBijector
-from glow_tf.layers import CouplingNetwork
+from glow_tf.bijectors.networks import CouplingNetwork
 
 
 def _check_even(num_channels, what):

@@ -9,7 +9,7 @@ Under a standard normal, `log N(eps) - sum(logs)` is the original's `pz.logp(z2)
 import tensorflow as tf
 
 from glow_tf.bijectors.base import FlowBijector
-from glow_tf.layers import Conv2DZeros
+from glow_tf.bijectors.networks import Conv2DZeros
 
 
 class Split(FlowBijector):

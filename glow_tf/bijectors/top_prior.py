@@ -2,7 +2,7 @@
 import tensorflow as tf
 
 from glow_tf.bijectors.base import FlowBijector
-from glow_tf.layers import Conv2DZeros, LinearZeros
+from glow_tf.bijectors.networks import Conv2DZeros, LinearZeros
 
 
 class TopPrior(FlowBijector):

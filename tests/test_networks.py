@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from bijector_checks import perturb, random_normal
-from glow_tf.layers import Conv2D, Conv2DZeros, CouplingNetwork, LinearZeros, add_edge_padding
+from glow_tf.bijectors.networks import Conv2D, Conv2DZeros, CouplingNetwork, LinearZeros, add_edge_padding
 
 
 def _np_edge_pad(x):
@@ -107,7 +107,7 @@ def _conv_and_grads(conv, x, w):
 def test_tap_conv_equals_the_edge_padded_conv_with_gradients():
     """tap_conv2d (matmul + shifted taps + the edge channel's map) against the literal form and
     NumPy, on shapes where it is used and where it is not (odd sizes, k = 5 too)."""
-    from glow_tf.layers import edge_conv2d, tap_conv2d
+    from glow_tf.bijectors.networks import edge_conv2d, tap_conv2d
     for shape, k, c_out in (([2, 16, 16, 40], 3, 4), ([3, 5, 7, 9], 3, 1), ([1, 9, 6, 30], 5, 2)):
         x = random_normal(shape, seed=11)
         w = random_normal([k, k, shape[-1] + 1, c_out], seed=12) * 0.1
@@ -120,8 +120,8 @@ def test_tap_conv_equals_the_edge_padded_conv_with_gradients():
 
 
 def test_taps_are_used_for_the_last_layers_of_large_levels_only(monkeypatch):
-    import glow_tf.layers as layers
-    from glow_tf.layers import _use_taps
+    import glow_tf.bijectors.networks as layers
+    from glow_tf.bijectors.networks import _use_taps
     monkeypatch.setattr(layers, "_kernels", lambda: "eigen")  # TensorFlow's default CPU kernels
     cases = {  # (x shape, w shape): expected
         ((1, 128, 128, 512), (3, 3, 513, 6)): True,  # CelebA-HQ level 1 l_last (additive)
@@ -140,7 +140,7 @@ def test_taps_are_used_for_the_last_layers_of_large_levels_only(monkeypatch):
 
 def test_taps_depend_on_the_kernels(monkeypatch):
     """With oneDNN's CPU kernels only small or unknown batches take the tap form; on a GPU none does."""
-    import glow_tf.layers as layers
+    import glow_tf.bijectors.networks as layers
     w = tf.TensorSpec([3, 3, 513, 12])
     assert layers._kernels() in ("eigen", "onednn")  # this machine has no GPU
     for kernels, expected in (("eigen", [True, True, True]), ("onednn", [True, False, True]),
@@ -153,7 +153,7 @@ def test_taps_depend_on_the_kernels(monkeypatch):
 def test_coupling_network_with_taps_equals_the_literal_convolutions(monkeypatch):
     """A level-1 coupling network of the bench shape (16x16, 6 -> 128 -> 12), whose l_last takes
     the tap form, against the same network forced through tf.nn.conv2d: output and all gradients."""
-    import glow_tf.layers as layers
+    import glow_tf.bijectors.networks as layers
     f = CouplingNetwork(6, 128, 12, np.random.RandomState(13))
     perturb(f, 0.3, seed=14)
     x = random_normal([2, 16, 16, 6], seed=15)

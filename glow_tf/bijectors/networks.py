@@ -1,6 +1,8 @@
-"""The non-invertible layers: openai tfops.conv2d, conv2d_zeros, linear_zeros and model.py:f.
+"""The networks beside the bijectors: openai tfops.conv2d, conv2d_zeros, linear_zeros and model.py:f
+(the coupling network), used by the couplings, the split and top priors and the classifier head.
 
-Plain tf.Modules holding tf.Variables (no Keras layers), with the original's variable names and
+They depend only on ActNorm and the data-dependent-init switch, never on the bijectors that use
+them, so the package's modules import in one direction. Plain tf.Modules holding tf.Variables (no Keras layers), with the original's variable names and
 shapes so that an original checkpoint maps onto them one to one.
 """
 import functools
