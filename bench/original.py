@@ -147,7 +147,7 @@ def build(spec):
     t0 = time.perf_counter()
     m = model.model(sess, hps, lambda: (x, y), lambda: (x, y), {"x": x, "y": y})
     built = time.perf_counter() - t0
-    # The original's optimiser slots and step counter are trainable by accident (its quirk 1): count the model's.
+    # The original's optimiser slots and step counter are trainable by accident (docs/original.md#q1): count the model's.
     n_params = int(sum(np.prod(v.get_shape().as_list()) for v in tf1.trainable_variables()
                        if v.name.startswith("model/") and "_adam" not in v.name))
     if spec["mode"] == "train":

@@ -10,7 +10,7 @@ time, in the validation set too (openai get_data.py: rnd_crop).
 
 Pipeline per rank, as openai input_fn, with these changes:
   * the file list is sorted before `shard` (the original sharded tf.data.list_files' shuffled
-    order, which with per-rank seeds need not give disjoint shards; openai quirk 6): rank r
+    order, which with per-rank seeds need not give disjoint shards; docs/original.md#q6): rank r
     reads files[r::size], disjoint across ranks;
   * every random op is seeded from (seed, rank, size) (glow_tf.seeds.loader_seed), and the random crop is
     stateless, seeded by the record's position in the stream, so the stream is reproducible;

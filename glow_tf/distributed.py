@@ -3,7 +3,7 @@
 The original ran one process per GPU under `mpiexec` + Horovod (its train.py and tfops.allreduce_mean).
 Here `Distributed()` initialises Horovod when the process was started by a launcher (horovodrun,
 mpirun) and is a no-op world of size 1 otherwise, so train.py runs unchanged either way.
-Only plain `tf.Variable`s are handled (the model holds no Keras variables; see horovod_notes.md), and
+Only plain `tf.Variable`s are handled (the model holds no Keras variables; see docs/stack.md#no-keras-3-layers), and
 only Horovod's low-level ops are used (`grouped_allreduce`, `broadcast`, `allgather_object`).
 
 Every worker must call the collectives in the same order and the same number of times. What can fail

@@ -71,13 +71,13 @@ class Optimizer(tf.Module):
 
     All state is non-trainable tf.Variables (`t`, `m1`, `m2`, `ema`), so
     `tf.train.Checkpoint(optimizer=opt)` resumes exactly; the original made `t` and the moments trainable by
-    accident (its quirk 1), with no effect. `apply` works eagerly, under tf.function and with jit_compile.
+    accident (docs/original.md#q1), with no effect. `apply` works eagerly, under tf.function and with jit_compile.
 
     Differences from the original: its shadows start at the parameters' initializer values (before the
     data-dependent init), ours at the parameters' values when the Optimizer is constructed, so construct it
     after the data-dependent init (and after any broadcast or restore of the parameters) to get averages of
     trained weights from the first step. The original leaves the read of `t` and its increment, and the EMA
-    update and the parameter assignment, unordered (its quirk 3); here t is read before its increment and the
+    update and the parameter assignment, unordered (docs/original.md#q3); here t is read before its increment and the
     EMA follows the new weights.
 
     Args:

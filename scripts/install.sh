@@ -76,7 +76,7 @@ if [ "$skip_horovod" = "1" ]; then
 fi
 
 # 3. Horovod from its sdist (no wheels exist). --no-build-isolation lets its CMake find the TensorFlow
-#    installed above; an isolated build env has no TensorFlow and fails (horovod_notes.md section 0).
+#    installed above; an isolated build env has no TensorFlow and fails (docs/stack.md#building-horovod).
 nccl_want=0
 if [ "$gpu_ops" = "NCCL" ]; then nccl_want=1; fi
 want_build="horovod=$HOROVOD_VERSION built_for_tf=$("$py" -c 'import importlib.metadata as m; print(m.version("tensorflow"))') gloo=1 mpi=$with_mpi nccl=$nccl_want"

@@ -51,7 +51,7 @@ def test_bad_values_are_refused_by_name(kwargs, match):
 
 
 def test_shapes_of_the_cifar_and_celeba_configs():
-    """original_glow.md §2.7's table."""
+    """The table of docs/original.md#level-shapes."""
     cifar = GlowConfig(image_size=32, n_levels=3)
     assert cifar.level_shapes == [(16, 16, 12), (8, 8, 24), (4, 4, 48)]
     assert cifar.eps_shapes == [(16, 16, 6), (8, 8, 12), (4, 4, 48)]

@@ -1,5 +1,5 @@
 """Tests for data_loaders' in-memory problems (mnist, cifar10, digits, folder), batch sizes,
-augmentation and errors, against openai/glow's definitions (original_glow.md §1.3, §1.4.1)."""
+augmentation and errors, against openai/glow's definitions (docs/original.md#batch-sizes, #mnist-and-cifar10, #augmentation)."""
 import collections
 import gzip
 import os
@@ -26,7 +26,7 @@ def _same_batches(a, b):
         np.testing.assert_array_equal(ya, yb)
 
 
-# --- batch sizes (original_glow.md §1.3) ----------------------------------------------------
+# --- batch sizes (docs/original.md#batch-sizes) ----------------------------------------------------
 
 @pytest.mark.parametrize("image_size,expected", [(32, (64, 50, 256)), (64, (16, 10, 64)),
                                                  (128, (4, 2, 16)), (256, (1, 1, 4))])

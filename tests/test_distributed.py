@@ -1,4 +1,4 @@
-"""Data-parallel training with Horovod (original_glow.md §3.5): 2-worker `horovodrun --gloo` runs of
+"""Data-parallel training with Horovod (docs/original.md#data-parallelism): 2-worker `horovodrun --gloo` runs of
 train.py on digits, against single-process computations of what the workers must have done; the
 errors of misconfigured runs; the single-process fallback.
 

@@ -55,7 +55,7 @@ def _ready(config, seed=0, n_init=8):
 
 # --- parameter counts ------------------------------------------------------------------------------
 def _expected_counts(cfg):
-    """(trainable parameters, trainable variables) from the per-layer table of original_glow.md
+    """(trainable parameters, trainable variables) from the per-layer table of docs/original.md#per-layer-table
     §2.11 (with `width` in place of 512; LU: L and U stored full, plus log_S)."""
     w, params, variables = cfg.width, 0, 0
     for i, (_, _, c) in enumerate(cfg.level_shapes):

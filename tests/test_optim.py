@@ -1,4 +1,4 @@
-"""Tests for glow_tf.optim against openai optim.py's formulas (original_glow.md §3.2, §3.3)."""
+"""Tests for glow_tf.optim against openai optim.py's formulas (docs/original.md#optimiser, #warm-up)."""
 
 import math
 
@@ -98,7 +98,7 @@ def test_beta1_zero_uses_the_gradient_as_first_moment():
 
 
 def _numpy_reference(kind, w0s, grads_per_step, lrs, beta1, beta2, weight_decay):
-    """float64 restatement of original_glow.md §3.2 (t starts at 1; EMA of the new weights)."""
+    """float64 restatement of docs/original.md#optimiser (t starts at 1; EMA of the new weights)."""
     ws = [np.array(w, np.float64) for w in w0s]
     m1 = [np.zeros_like(w) for w in ws]
     m2 = [np.zeros_like(w) for w in ws]

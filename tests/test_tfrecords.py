@@ -1,4 +1,4 @@
-"""Tests for openai/glow's TFRecord format and pipeline (original_glow.md §1.4.2): the writer
+"""Tests for openai/glow's TFRecord format and pipeline (docs/original.md#tfrecord-problems): the writer
 round trip, sharding across ranks, resumable streams, lsun_realnvp crops and the errors."""
 import os
 
