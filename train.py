@@ -431,19 +431,11 @@ def evaluate(test_step, data, epoch):
 def infer(glow, data, args, dist, seed):
     """The original's --inference: encode the test set, decode it; z.npy (flat eps), x.npy
     (reconstructions, uint8) and y.npy into --logdir (the original wrote to a hard-coded logs/)."""
-    config = glow.config
-
-    @tf.function(reduce_retracing=True)
-    def encode_decode(x, y, counter):
-        y = y if config.ycond else None
-        eps = glow.encode(x, y, seed=stream_seed(seed, 1, counter))
-        return glow.flatten_eps(eps), glow.postprocess(glow.decode(eps, y))
-
-    zs, xs, ys = [], [], []
-    for i, (x, y) in enumerate(data.test()):
-        z, x_rec = encode_decode(x, y, tf.constant(i, tf.int64))
-        zs.append(z.numpy()), xs.append(x_rec.numpy()), ys.append(np.asarray(y))
-    z, x, y = (np.concatenate(a) for a in (zs, xs, ys))
+    batches = [(np.asarray(x), np.asarray(y)) for x, y in data.test()]
+    x, y = (np.concatenate([b[k] for b in batches]) for k in range(2))
+    labels = y if glow.config.ycond else None
+    z = glow.encode(x, labels, seed=seed, batch_size=len(batches[0][0]), progress=dist.is_chief)
+    x = glow.decode(z, labels, batch_size=len(batches[0][0]), progress=dist.is_chief)
     gathered = dist.allgather_object((z, x, y))
     if dist.is_chief:
         z, x, y = (np.concatenate([g[k] for g in gathered]) for k in range(3))
