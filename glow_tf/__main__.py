@@ -266,7 +266,8 @@ def cmd_direction(args, glow):
     means = directions.AttributeMeans(glow.config.n_dims, names)
     with tqdm(desc="encode", unit="img", disable=args.quiet) as bar:
         for images, labels in batches:
-            z = glow.encode(images, _labels_for(glow, y, len(images)), batch_size=args.batch_size, **_noise_kwargs(args))
+            labels_y = _labels_for(glow, y, len(images))
+            z = glow.encode(images, labels_y, batch_size=args.batch_size, **_noise_kwargs(args))
             means.update(z, labels)
             bar.update(len(images))
     found = means.directions(args.scale)

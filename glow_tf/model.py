@@ -291,7 +291,10 @@ class Glow(tf.Module):
         fns = compiled(self)
         out = np.zeros((len(images), cfg.n_dims), np.float32)
         for a, b in batches(len(images), batch_size, progress, "encode"):
-            u = noise[a:b] if not isinstance(noise, str) else latent_ops.dequantization_noise(cfg, b - a, noise, seed, a)
+            if isinstance(noise, str):
+                u = latent_ops.dequantization_noise(cfg, b - a, noise, seed, start=a)
+            else:
+                u = noise[a:b]
             out[a:b] = fns.encode(images[a:b], y[a:b], u)
         return out
 
