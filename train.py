@@ -34,7 +34,7 @@ from glow_tf import Glow, GlowConfig
 from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, load_original_checkpoint
 from glow_tf.distributed import Distributed, peer_stopped
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
-from glow_tf.seeds import INIT_NOISE, TEST_NOISE, noise_seed
+from glow_tf.seeds import INIT_NOISE, noise_seed
 from glow_tf.training import (STAT_NAMES, Checkpoints, Reporter, RunState, draw_samples, make_sampler,
                               make_test_step, make_train_step)
 
@@ -486,19 +486,11 @@ def evaluate(test_step, data, args, epoch):
 def infer(glow, data, args, dist, seed):
     """The original's --inference: encode the test set, decode it; z.npy (flat eps), x.npy
     (reconstructions, uint8) and y.npy into --logdir (the original wrote to a hard-coded logs/)."""
-    config = glow.config
-
-    @tf.function(reduce_retracing=True)
-    def encode_decode(x, y, counter):
-        y = y if config.ycond else None
-        eps = glow.encode(x, y, seed=noise_seed(seed, TEST_NOISE, counter))
-        return glow.flatten_eps(eps), glow.postprocess(glow.decode(eps, y))
-
-    zs, xs, ys = [], [], []
-    for i, (x, y) in enumerate(data.test()):
-        z, x_rec = encode_decode(x, y, tf.constant(i, tf.int64))
-        zs.append(z.numpy()), xs.append(x_rec.numpy()), ys.append(np.asarray(y))
-    z, x, y = (np.concatenate(a) for a in (zs, xs, ys))
+    batches = [(np.asarray(x), np.asarray(y)) for x, y in data.test()]
+    x, y = (np.concatenate([b[k] for b in batches]) for k in range(2))
+    labels = y if glow.config.ycond else None
+    z = glow.encode(x, labels, seed=seed, batch_size=len(batches[0][0]), progress=dist.is_chief)
+    x = glow.decode(z, labels, batch_size=len(batches[0][0]), progress=dist.is_chief)
     gathered = dist.allgather_object((z, x, y))
     if dist.is_chief:
         z, x, y = (np.concatenate([g[k] for g in gathered]) for k in range(3))

@@ -114,14 +114,15 @@ def main(argv=None):
     from glow_tf import Glow, GlowConfig
     from glow_tf.distributed import Distributed
     from glow_tf.optim import Optimizer, beta2_from, warmup_lr
-    from glow_tf.training import INIT_NOISE, make_test_step, make_train_step, stream_seed
+    from glow_tf.seeds import INIT_NOISE, noise_seed
+    from glow_tf.training import make_test_step, make_train_step
 
     cfg = common.config_dict(args.config)
     config = GlowConfig(**{**cfg, "image_size": data.image_size})
     dist = Distributed()
     glow = Glow(config, seed=args.seed)
     x_init, _ = data.init_batch
-    glow.initialize(x_init, seed=stream_seed(args.seed, INIT_NOISE, 0))
+    glow.initialize(x_init, seed=noise_seed(args.seed, INIT_NOISE, 0))
     glow.gradient_checkpointing = bool(args.gradient_checkpointing)
     train_its = math.ceil(data.n_train / data.local_batch_train)
     optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(train_its))

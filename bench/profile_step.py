@@ -133,7 +133,7 @@ def layer_times(config_name, batch, rounds, reps):
     import numpy as np
     import tensorflow as tf
 
-    import glow_tf.layers as layers
+    import glow_tf.bijectors.networks as layers
 
     cfg = common.config_dict(config_name)
     rng = np.random.RandomState(0)
@@ -244,9 +244,9 @@ def check_numbers(names, config_name, batch):
         ref = dict(np.load(os.path.join(path, "reference.npz")))
         y = ref["y"] if config.ycond else None
         worst = max(worst, float(np.max(np.abs(glow.objective(ref["x"], y, noise=ref["noise"])["bits_x"] - ref["bits_x"]))))
-        for i, e in enumerate(glow.encode(ref["x"], y, noise=ref["noise"])):
+        for i, e in enumerate(glow.unflatten(glow.encode(ref["x"], y, noise=ref["noise"]))):
             worst = max(worst, float(np.max(np.abs(e - ref[f"eps_{i}"]))))
-        decoded = glow.decode([ref[f"eps_{i}"] for i in range(config.n_levels)], y) + 0.5
+        decoded = glow.decode([ref[f"eps_{i}"] for i in range(config.n_levels)], y, postprocess=False) + 0.5
         worst = max(worst, float(np.max(np.abs(decoded - ref["decoded"]))))
     return {"reference_max_abs_err": worst, "loss_abs_diff": abs(loss_a - loss_b), "grad_max_rel_diff": grad_diff,
             "update_max_abs_diff": update_diff}

@@ -7,7 +7,7 @@ original release when --original_dir is given, all timed in the same run, interl
     python bench/sample_speed.py --quick              # a tiny model (for the tests)
 
 Variants (the models are untrained: the latency does not depend on the weights):
-- `latent.sample`: what `python sample.py` runs (numpy unit normals per sample, then the model's
+- `glow.sample`: what `python sample.py` runs (numpy unit normals per sample, then the model's
   compiled decode and postprocess);
 - `make_sampler`: what train.py draws its sample grids with (stateless normals inside the graph);
 - `decode jit`: the same decode + postprocess compiled with XLA (bench-local, not in glow_tf);
@@ -31,7 +31,7 @@ def build_ours(spec):
     import numpy as np
     import tensorflow as tf
 
-    from glow_tf import Glow, GlowConfig, latent
+    from glow_tf import Glow, GlowConfig
     from glow_tf.training import make_sampler
 
     if spec.get("literal"):
@@ -41,9 +41,9 @@ def build_ours(spec):
     glow = Glow(config, seed=0)
     glow.initialize(common.random_images(max(batch, 2), config.image_size))
     counter = [0]
-    if how == "latent.sample":
+    if how == "glow.sample":
         def step():
-            latent.sample(glow, batch, TEMPERATURE, seed=counter[0], batch_size=batch)
+            glow.sample(batch, TEMPERATURE, seed=counter[0], batch_size=batch)
             counter[0] += 1
     elif how == "make_sampler":
         sampler = make_sampler(glow, seed=0)
@@ -55,10 +55,10 @@ def build_ours(spec):
     elif how == "decode_jit":
         @tf.function(jit_compile=True)
         def decode(eps):
-            return glow.postprocess(glow.decode(eps))
+            return glow.postprocess(glow.decode_with_log_det(eps)[0])
 
         def step():
-            eps = latent.sample_latents(config, batch, TEMPERATURE, seed=counter[0])
+            eps = glow.sample_latents(batch, TEMPERATURE, seed=counter[0])
             decode(eps).numpy()
             counter[0] += 1
     else:
@@ -73,7 +73,7 @@ def build_ours(spec):
 def run_config(args, config_name, batch):
     cfg = common.config_dict(config_name)
     specs = [(f"ours {how}", {"kind": "ours", "config": cfg, "batch": batch, "how": how})
-             for how in ("latent.sample", "make_sampler", "decode_jit")]
+             for how in ("glow.sample", "make_sampler", "decode_jit")]
     specs.append(("ours make_sampler literal", {**specs[1][1], "literal": True}))
     if args.original_dir:
         specs.append(("original (TF1 graph, m.decode)", {"kind": "original", "mode": "sample", "temperature": TEMPERATURE,

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from data_loaders import images
+from glow_tf import images
 
 HOLDOUT_FRACTION = 0.1
 
@@ -64,6 +64,6 @@ def load_folder(data_dir, image_size):
         train_paths = test_paths = paths
         y_train = y_test = labels
         train_order, test_order = order[n_test:], order[:n_test]
-    x_train = images.load_images([train_paths[i] for i in train_order], image_size)
-    x_test = images.load_images([test_paths[i] for i in test_order], image_size)
+    x_train = images.load_images([train_paths[i] for i in train_order], image_size, resize=True)
+    x_test = images.load_images([test_paths[i] for i in test_order], image_size, resize=True)
     return x_train, y_train[train_order], x_test, y_test[test_order], classes

@@ -106,17 +106,25 @@ def parse_record(record, image_size, crop_seed=None, n_attr=0):
 
 
 def _as_file_list(files):
-    if isinstance(files, (str, os.PathLike)):
-        if os.path.isdir(files):
-            found = sorted(glob.glob(os.path.join(files, "**", "*.tfrecords"), recursive=True))
-            if not found:
-                raise FileNotFoundError(f"no .tfrecords files under {str(files)!r}")
-            return found
-        files = [files]
-    for f in files:
-        if not os.path.isfile(f):
-            raise FileNotFoundError(f"TFRecord file {str(f)!r} does not exist")
-    return [str(f) for f in files]
+    """The files of a file, a folder (its .tfrecords, searched recursively, sorted), a glob pattern
+    (sorted matches), or a list of these (in the given order)."""
+    items = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+    found = []
+    for item in map(os.fspath, items):
+        if os.path.isdir(item):
+            matches = sorted(glob.glob(os.path.join(item, "**", "*.tfrecords"), recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"no .tfrecords files under {item!r}")
+        elif glob.has_magic(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise FileNotFoundError(f"no TFRecord files match {item!r}")
+        elif os.path.isfile(item):
+            matches = [item]
+        else:
+            raise FileNotFoundError(f"TFRecord file {item!r} does not exist")
+        found.extend(matches)
+    return found
 
 
 class CorruptTFRecordError(tf.errors.DataLossError, ValueError):
@@ -129,8 +137,8 @@ class CorruptTFRecordError(tf.errors.DataLossError, ValueError):
 
 
 def read_tfrecords(files, with_attr=False):
-    """Yields every record of `files` (a file, a list of files, or a folder searched
-    recursively), file by file in sorted order, as numpy (x uint8 [H, W, 3], y int[, attr]).
+    """Yields every record of `files` (files, folders searched recursively, or glob patterns; see
+    `_as_file_list`), file by file, as numpy (x uint8 [H, W, 3], y int[, attr]).
 
     Images keep their stored shape (no crop). with_attr=True also yields 'attr' (e.g. CelebA's
     40 attributes) and raises if a record has none. A corrupt file raises CorruptTFRecordError naming it.

@@ -21,8 +21,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from data_loaders import core, images
+from data_loaders import core
 from data_loaders.tfrecords import resolution_log2, tfrecord_name
+from glow_tf import images
 
 IMAGES_PER_SHARD = 1000  # default --shards: one shard per 1000 images
 
@@ -138,7 +139,7 @@ def write_folder(input_dir, output_dir, resolution, shards=None, split="train", 
     folder = _prepare(output_dir, split, resolution, overwrite)
     written = []
     for s, chunk in enumerate(np.array_split(order, shards)):
-        pixels = images.load_images([paths[i] for i in chunk], resolution)
+        pixels = images.load_images([paths[i] for i in chunk], resolution, resize=True)
         path = os.path.join(folder, tfrecord_name(split, resolution_log2(resolution), s, shards))
         with tf.io.TFRecordWriter(path) as writer:
             for j, i in enumerate(chunk):

@@ -8,7 +8,11 @@ two directions side by side.
 
 Public API:
   GlowConfig               the hyper-parameters, with the original's flag names
-  Glow                     the model: objective, encode, decode, sample, initialize, bijector()
+  Glow                     the model; its public methods (NumPy in and out: encode, decode, sample,
+                           reconstruct, mix, interpolate, manipulate, project) are the latent API,
+                           its graph-level ones (objective, initialize, ...) serve training and TFP
+  glow_tf.latents          the flat latent layout, temperatures, seeds and latent .npz files
+  glow_tf.directions       attribute directions: from labelled latents, moving and projecting, files
   load_original_checkpoint a Glow holding the weights of an original TF1 checkpoint
 
 Names, original -> here: revnet2d_step -> FlowStep; actnorm -> ActNorm; invertible_1x1_conv ->

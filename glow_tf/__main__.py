@@ -12,6 +12,7 @@ Bad input gives one `error: ...` line and exit status 2.
 """
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -20,9 +21,11 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+import data_loaders
 import glow_tf
+from glow_tf import directions
 from glow_tf import images as img
-from glow_tf import latent
+from glow_tf import latents
 
 COMMANDS = ("sample", "encode", "decode", "reconstruct", "interpolate", "direction", "manipulate", "export")
 
@@ -98,7 +101,7 @@ def parse_temperatures(texts, n_levels):
         except ValueError:
             raise ValueError(f"--temperature {text!r}: expected a number, or one number per level "
                              f"separated by commas") from None
-        out.append(latent.check_temperature(values[0] if len(values) == 1 else values, n_levels))
+        out.append(latents.check_temperature(values[0] if len(values) == 1 else values, n_levels))
     return out
 
 
@@ -109,7 +112,7 @@ def _labels_for(glow, y, n):
     if isinstance(y, list):
         y = [y[i % len(y)] for i in range(n)]
     try:
-        return latent.check_labels(glow.config, np.asarray(y), n)
+        return latents.check_labels(glow.config, np.asarray(y), n)
     except ValueError as e:
         raise ValueError(f"--y {y if not isinstance(y, list) else ','.join(map(str, y[:10]))}: {e}") from None
 
@@ -138,57 +141,51 @@ def cmd_sample(args, glow):
         raise ValueError(f"--n {args.n}: expected at least 1 sample")
     if args.n_cols is not None and len(temps) > 1:
         raise ValueError("--n_cols applies to one temperature; with several, each row is one temperature")
-    seed = latent.random_seed() if args.seed is None else args.seed
+    seed = latents.random_seed() if args.seed is None else args.seed
+    cols = (args.n_cols or img.default_columns(args.n)) if len(temps) == 1 else args.n
     if args.y is not None:
         y = _labels_for(glow, parse_labels(args.y), args.n)
-    else:  # the original's sample grids: sample i gets class i % n_y
-        y = np.arange(args.n, dtype=np.int32) % cfg.n_y if cfg.ycond else None
-    images = np.zeros((len(temps), args.n, cfg.image_size, cfg.image_size, cfg.n_channels), np.uint8)
-    eps = np.zeros((len(temps), args.n, sum(latent.eps_sizes(cfg))), np.float32) if args.npz else None
-    total = len(temps) * args.n
-    with tqdm(total=total, desc="sample", unit="img", disable=args.quiet or total <= args.batch_size) as bar:
-        for a in range(0, args.n, args.batch_size):
-            b = min(args.n, a + args.batch_size)
-            unit = latent.unit_eps(cfg, b - a, seed, start=a)
-            for r, t in enumerate(temps):
-                e = unit * latent.temperature_scale(cfg, t)
-                images[r, a:b] = latent.decode(glow, e, None if y is None else y[a:b], args.batch_size)
-                if eps is not None:
-                    eps[r, a:b] = e
-                bar.update(b - a)
-    if len(temps) == 1:
-        img.save_grid(images[0], args.out, args.n_cols)
     else:
-        img.save_grid(images.reshape(-1, *images.shape[2:]), args.out, n_cols=args.n)
+        y = grid_labels(args.n, cols, cfg.n_y) if cfg.ycond else None
+    eps = np.stack([glow.sample_latents(args.n, t, seed) for t in temps])  # [temperatures, n, D]
+    images = glow.decode(eps.reshape(-1, cfg.n_dims), None if y is None else np.tile(y, len(temps)),
+                         args.batch_size, progress=not args.quiet)
+    img.save_grid(images, args.out, cols)
     if args.png_dir:
         for r, t in enumerate(temps):
-            img.save_images(images[r], args.png_dir, prefix=f"sample_T{_temperature_name(t)}")
+            img.save_images(images[r * args.n:(r + 1) * args.n], args.png_dir, prefix=f"sample_T{_temperature_name(t)}")
     if args.npz:
-        latent.save_latents(args.npz, cfg, eps.reshape(total, -1), None if y is None else np.tile(y, len(temps)),
-                            images=images.reshape(total, *images.shape[2:]),
-                            temperature=np.repeat(np.asarray(temps, np.float32), args.n, axis=0),
-                            seed=np.int64(seed))
+        latents.save_latents(args.npz, cfg, eps.reshape(len(images), -1),
+                             None if y is None else np.tile(y, len(temps)), images=images,
+                             temperature=np.repeat(np.asarray(temps, np.float32), args.n, axis=0),
+                             seed=np.int64(seed))
     _log(args, f"wrote {args.out}: {len(temps)} temperature(s) x {args.n} samples, seed {seed}"
-               + (f", classes {'per --y' if args.y is not None else 'i % n_y'}" if cfg.ycond else ""))
+               + (f", classes {'per --y' if args.y is not None else '(column % n_cols) % n_y'}" if cfg.ycond else ""))
+
+
+def grid_labels(n, n_cols, n_y):
+    """int32 [n]: the class of each cell of a sample grid, `(i % n_cols) % n_y`, so each column holds
+    one class (the original's draw_samples: `[_y % n_y for _y in list(range(cols)) * rows]`)."""
+    return (np.arange(n) % n_cols % n_y).astype(np.int32)
 
 
 def cmd_encode(args, glow):
     files, images = _load_inputs(args, glow, args.images)
     y = _labels_for(glow, parse_labels(args.y), len(images))
-    z = latent.encode(glow, images, y, batch_size=args.batch_size, progress=not args.quiet, **_noise_kwargs(args))
-    latent.save_latents(args.out, glow.config, z, y, files=np.asarray(files))
+    z = glow.encode(images, y, batch_size=args.batch_size, progress=not args.quiet, **_noise_kwargs(args))
+    latents.save_latents(args.out, glow.config, z, y, files=np.asarray(files))
     _log(args, f"wrote {args.out}: latents [{len(z)}, {z.shape[1]}] of {len(files)} images")
 
 
 def cmd_decode(args, glow):
-    z, y_file = latent.load_latents(args.latents, glow.config)
+    z, y_file = latents.load_latents(args.latents, glow.config)
     if args.y is not None:
         y = _labels_for(glow, parse_labels(args.y), len(z))
     else:
         y = y_file if glow.config.ycond else None
         if glow.config.ycond and y is None:
             raise ValueError(f"{args.latents!r} holds no labels y and the model is class-conditional: pass --y")
-    x = latent.decode(glow, z, y, args.batch_size, progress=not args.quiet)
+    x = glow.decode(z, y, args.batch_size, progress=not args.quiet)
     img.save_grid(x, args.out, args.n_cols)
     if args.png_dir:
         img.save_images(x, args.png_dir, prefix="decoded")
@@ -199,8 +196,7 @@ def cmd_reconstruct(args, glow):
     cfg = glow.config
     files, images = _load_inputs(args, glow, args.images)
     y = _labels_for(glow, parse_labels(args.y), len(images))
-    rec = latent.reconstruct(glow, images, y, batch_size=args.batch_size, progress=not args.quiet,
-                             **_noise_kwargs(args))
+    rec = glow.reconstruct(images, y, batch_size=args.batch_size, progress=not args.quiet, **_noise_kwargs(args))
     step = 2 ** (8 - cfg.n_bits_x)
     target = images // step * step  # what postprocess can give back: the bit-reduced input
     cols = args.n_cols or min(len(images), 10)
@@ -223,8 +219,7 @@ def cmd_interpolate(args, glow):
         raise ValueError(f"--y {args.y!r}: interpolate takes one class for both images")
     if y is not None:
         _labels_for(glow, y, 1)
-    frames = latent.interpolate(glow, images[:1], images[1:], args.steps, y, batch_size=args.batch_size,
-                                **_noise_kwargs(args))
+    frames = glow.interpolate(images[0], images[1], args.steps, y, batch_size=args.batch_size, **_noise_kwargs(args))
     img.save_grid(frames, args.out, n_cols=len(frames))
     if args.gif:
         img.save_gif(frames, args.gif, args.duration_ms, bounce=True)
@@ -236,7 +231,7 @@ def _labelled_batches(args, glow):
     """(attribute names, iterator of (images, labels [B, A])) from --labels CSV or --tfrecords."""
     cfg = glow.config
     if args.labels:
-        files, names, labels = latent.read_label_csv(args.labels, args.attr)
+        files, names, labels = directions.read_label_csv(args.labels, args.attr)
         root = args.image_root or os.path.dirname(os.path.abspath(args.labels))
         files = [f if os.path.isabs(f) else os.path.join(root, f) for f in files][:args.max_images]
 
@@ -246,16 +241,19 @@ def _labelled_batches(args, glow):
                 yield img.load_images(chunk, cfg.image_size, cfg.n_channels, args.resize), labels[a:a + len(chunk)]
         return names, batches()
 
-    columns = latent.select_attributes(latent.CELEBA_ATTRIBUTES, args.attr, "the CelebA attributes")
+    columns = directions.select_attributes(directions.CELEBA_ATTRIBUTES, args.attr, "the CelebA attributes")
     want = (cfg.image_size, cfg.image_size, cfg.n_channels)
 
     def batches():
-        for images, attr in latent.read_celeba_tfrecords(args.tfrecords, args.batch_size, args.max_images):
-            if images.shape[1:] != want:
-                raise ValueError(f"the TFRecords hold {'x'.join(map(str, images.shape[1:]))} images; the model "
-                                 f"expects {'x'.join(map(str, want))} (use the -rXX files of that size)")
-            yield images, attr[:, columns]
-    return [latent.CELEBA_ATTRIBUTES[j] for j in columns], batches()
+        records = itertools.islice(data_loaders.read_tfrecords(args.tfrecords, with_attr=True), args.max_images)
+        while chunk := list(itertools.islice(records, args.batch_size)):
+            for x, _, attr in chunk:
+                if x.shape != want or len(attr) != len(directions.CELEBA_ATTRIBUTES):
+                    raise ValueError(f"the TFRecords hold {'x'.join(map(str, x.shape))} images with {len(attr)} "
+                                     f"attributes; the model expects {'x'.join(map(str, want))} and CelebA's 40 "
+                                     f"(use the -rXX files of that size)")
+            yield np.stack([x for x, _, _ in chunk]), np.stack([a for _, _, a in chunk])[:, columns]
+    return [directions.CELEBA_ATTRIBUTES[j] for j in columns], batches()
 
 
 def cmd_direction(args, glow):
@@ -265,30 +263,31 @@ def cmd_direction(args, glow):
     if isinstance(y, list):
         raise ValueError(f"--y {args.y!r}: direction takes one class for all images")
     names, batches = _labelled_batches(args, glow)
-    means = latent.AttributeMeans(sum(latent.eps_sizes(glow.config)), names)
+    means = directions.AttributeMeans(glow.config.n_dims, names)
     with tqdm(desc="encode", unit="img", disable=args.quiet) as bar:
         for images, labels in batches:
-            z = latent.encode(glow, images, _labels_for(glow, y, len(images)), batch_size=args.batch_size,
-                              **_noise_kwargs(args))
+            labels_y = _labels_for(glow, y, len(images))
+            z = glow.encode(images, labels_y, batch_size=args.batch_size, **_noise_kwargs(args))
             means.update(z, labels)
             bar.update(len(images))
-    directions = means.directions(args.scale)
-    latent.save_directions(args.out, directions, means.names, args.scale, means.n_with, means.n_without)
+    found = means.directions(args.scale)
+    directions.save_directions(args.out, found, means.names, args.scale, means.n_with, means.n_without)
     for name, a, b in zip(means.names, means.n_with, means.n_without):
         _log(args, f"  {name}: {a} with, {b} without")
-    _log(args, f"wrote {args.out}: {len(directions)} direction(s), scale {args.scale:g}")
+    _log(args, f"wrote {args.out}: {len(found)} direction(s), scale {args.scale:g}")
 
 
 def cmd_manipulate(args, glow):
     cfg = glow.config
-    directions = latent.load_directions(args.directions, sum(latent.eps_sizes(cfg)))
-    direction = latent.pick_direction(directions, args.attr)
-    alphas = np.asarray(args.alphas, np.float32) if args.alphas else latent.range_alphas(args.points, args.range_scale)
+    direction = directions.pick_direction(directions.load_directions(args.directions, cfg.n_dims), args.attr)
+    if args.alphas:
+        alphas = np.asarray(args.alphas, np.float32)
+    else:
+        alphas = directions.range_alphas(args.points, args.range_scale)
     files, images = _load_inputs(args, glow, args.images)
     y = _labels_for(glow, parse_labels(args.y), len(images))
-    z = latent.encode(glow, images, y, batch_size=args.batch_size, **_noise_kwargs(args))
-    rows = np.stack([latent.manipulate(glow, z[i], direction, alphas, None if y is None else y[i], args.batch_size)
-                     for i in range(len(z))])  # [images, alphas, H, W, C]
+    z = glow.encode(images, y, batch_size=args.batch_size, **_noise_kwargs(args))
+    rows = glow.manipulate(z, direction, alphas, y, args.batch_size)  # [images, alphas, H, W, C]
     img.save_grid(rows.reshape(-1, *rows.shape[2:]), args.out, n_cols=len(alphas))
     if args.gif:
         img.save_gif(np.stack([img.strip(rows[:, k]) for k in range(len(alphas))]), args.gif, args.duration_ms,
@@ -322,7 +321,7 @@ def _model_parser():
 def _encode_options(p, labels=True):
     p.add_argument("--resize", action="store_true",
                    help="centre-crop and resize images of another size (default: an error)")
-    p.add_argument("--noise", choices=latent.NOISE_MODES, default="random",
+    p.add_argument("--noise", choices=latents.NOISE_MODES, default="random",
                    help="dequantisation noise: random U(0,1/n_bins) as the original (default), or the bin "
                         "centre 0.5/n_bins (deterministic)")
     p.add_argument("--noise_seed", type=int, help="seed for the random noise (repeatable encodings)")
@@ -342,7 +341,8 @@ def build_parser(prog=None):
                         "split levels first, top last (default 0.7)")
     p.add_argument("--n", type=int, default=64, help="samples per temperature (default 64)")
     p.add_argument("--seed", type=int, help="seed of the latent noise: the same seed gives the same grid")
-    p.add_argument("--y", help="class(es) for a class-conditional model (default: sample i gets i %% n_y)")
+    p.add_argument("--y", help="class(es) for a class-conditional model (default: grid column c gets class c %% n_y, "
+                        "as the original's sample grids)")
     p.add_argument("--out", default="samples.png", help="the PNG grid (default samples.png)")
     p.add_argument("--n_cols", type=int, help="grid columns for one temperature (default ceil(sqrt(n)))")
     p.add_argument("--png_dir", help="also write every sample as a PNG in this folder")
@@ -382,8 +382,8 @@ def build_parser(prog=None):
     p.add_argument("--image_root", help="folder of the CSV's file names (default: the CSV's folder)")
     p.add_argument("--tfrecords", nargs="+", help="CelebA TFRecords (files, globs or folders) with `attr`")
     p.add_argument("--attr", nargs="+", help="attributes (names or column numbers); default all")
-    p.add_argument("--scale", type=float, default=latent.DEMO_SCALE,
-                   help=f"multiplies the mean difference (the demo's {latent.DEMO_SCALE})")
+    p.add_argument("--scale", type=float, default=directions.DEMO_SCALE,
+                   help=f"multiplies the mean difference (the demo's {directions.DEMO_SCALE})")
     p.add_argument("--max_images", type=int, help="use at most this many images")
     p.add_argument("--out", required=True, help="the .npz of directions")
     _encode_options(p)

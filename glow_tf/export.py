@@ -14,8 +14,6 @@ import os
 
 import tensorflow as tf
 
-from glow_tf.latent import eps_sizes
-
 
 class _Servable(tf.Module):
     def __init__(self, glow):
@@ -23,21 +21,21 @@ class _Servable(tf.Module):
         self.glow = glow
         cfg = glow.config
         image = tf.TensorSpec([None, cfg.image_size, cfg.image_size, cfg.n_channels], tf.uint8, name="x")
-        eps = tf.TensorSpec([None, sum(eps_sizes(cfg))], tf.float32, name="eps")
+        eps = tf.TensorSpec([None, cfg.n_dims], tf.float32, name="eps")
         temperature = tf.TensorSpec([None], tf.float32, name="temperature")
         y = [tf.TensorSpec([None], tf.int32, name="y")] if cfg.ycond else []
 
         def encode(x, *y):
-            return {"eps": glow.flatten_eps(glow.encode(x, *y))}
+            return {"eps": glow.eps_to_flat(glow.encode_dequantized(glow.dequantize(x), *y)[0])}
 
         def decode(e, *y):
-            x = glow.decode(e, *y)
+            x = glow.decode_with_log_det(e, *y)[0]
             return {"images": glow.postprocess(x), "x": x}
 
         def sample(t, *y):
             tf.debugging.assert_non_negative(t, message="temperature must be >= 0")
-            e = glow.sample_eps(tf.shape(t)[0], t)
-            return {"images": glow.postprocess(glow.decode(e, *y)), "eps": glow.flatten_eps(e)}
+            e = glow.temperature_eps(tf.shape(t)[0], t)
+            return {"images": glow.postprocess(glow.decode_with_log_det(e, *y)[0]), "eps": glow.eps_to_flat(e)}
 
         self.encode = tf.function(encode, autograph=False, input_signature=[image, *y])
         self.decode = tf.function(decode, autograph=False, input_signature=[eps, *y])

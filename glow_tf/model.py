@@ -1,4 +1,5 @@
-"""The Glow model: flow steps, levels, priors, objective, encode/decode/sample; ports openai model.py.
+"""The Glow model: flow steps, levels, priors, objective, encode/decode/sample; ports openai model.py
+and the latent operations of its demo (demo/model.py).
 
 Encode direction (the original's `encoder`, TFP's inverse), for L levels of K steps:
 
@@ -23,9 +24,13 @@ from glow_tf.bijectors.invertible_conv import InvertibleConv1x1, InvertibleConv1
 from glow_tf.bijectors.permutations import ReverseChannels, ShuffleChannels
 from glow_tf.bijectors.split import Split
 from glow_tf.bijectors.squeeze import squeeze2d, unsqueeze2d
-from glow_tf.bijectors.top_prior import TopPrior
-from glow_tf.config import GlowConfig
 from glow_tf.bijectors.networks import LinearZeros
+from glow_tf.bijectors.top_prior import TopPrior
+from glow_tf import directions as direction_ops
+from glow_tf import latents as latent_ops
+from glow_tf.compiled import batches, compiled
+from glow_tf.config import GlowConfig
+from glow_tf.latents import eps_sizes
 
 tfb, tfd = tfp.bijectors, tfp.distributions
 
@@ -87,7 +92,18 @@ class Glow(tf.Module):
       seed: seeds the NumPy generator for the initial weights (random orthogonal 1x1 convs,
         N(0, 0.05) hidden convs, shuffle permutations).
 
-    Images are uint8 [N, H, W, C]; labels `y` are int [N] (needed only with `ycond`).
+    The public methods take and return NumPy: images uint8 [N, H, W, C], latents float32 [N, D]
+    (the original's flat eps, see glow_tf.latents), labels `y` int (one class, or one per image;
+    only with `ycond`), seeds ints >= 0. They run in batches through tf.functions traced once per
+    model for any batch size, under a per-model lock (safe to call from several threads):
+      encode, decode, sample, sample_latents, reconstruct, mix, interpolate, manipulate, project,
+      flatten, unflatten.
+
+    Graph-level methods take and return tensors, work inside tf.function, and are what training
+    and the TFP bijector use (seeds are stateless [2] tensors, latents lists of per-level eps):
+      preprocess, dequantize, postprocess, objective, initialize, encode_dequantized (eps and
+      log-det of a model-space input), decode_with_log_det, temperature_eps, eps_to_flat,
+      flat_to_eps, bijector, distribution.
     """
 
     def __init__(self, config: GlowConfig, seed=None, name="glow"):
@@ -177,42 +193,6 @@ class Glow(tf.Module):
                 log_det += ld
         return unsqueeze2d(z), log_det
 
-    # --- the public surface -----------------------------------------------------------------------
-    def encode(self, x, y=None, noise=None, seed=None):
-        """uint8 images -> standardised latents eps, one per level (the original's f_encode).
-
-        As in the original, the input is dequantised with fresh U(0, 1/n_bins) noise unless `noise`
-        (or a `seed` for it) is given.
-        """
-        return self.encode_dequantized(self.dequantize(x, noise, seed), y)[0]
-
-    def decode(self, eps, y=None):
-        """eps (a list per level or the flat [N, D] vector) -> images in model space [-0.5, 0.5).
-
-        `postprocess` turns the result into uint8 pixels.
-        """
-        return self.decode_with_log_det(eps, y)[0]
-
-    def sample_eps(self, n, temperature=1.0, seed=None):
-        """Unit normals times `temperature` for every level: a scalar, a per-example vector [n], or
-        a list of per-level values (each scalar or [n]). `seed` ([2] ints) makes it repeatable."""
-        temps = temperature if isinstance(temperature, (list, tuple)) else [temperature] * len(self.levels)
-        if len(temps) != len(self.levels):
-            raise ValueError(f"{len(temps)} per-level temperatures given; the model has {len(self.levels)} levels")
-        eps = []
-        for i, (shape, t) in enumerate(zip(self.config.eps_shapes, temps)):
-            t = tf.convert_to_tensor(t, tf.float32)
-            tf.debugging.assert_non_negative(t, message="temperature must be >= 0")
-            full = [n, *shape]
-            e = (tf.random.stateless_normal(full, tf.stack([seed[0], seed[1] + i])) if seed is not None
-                 else tf.random.normal(full))
-            eps.append(e * tf.reshape(t, [-1, 1, 1, 1]))
-        return eps
-
-    def sample(self, n, temperature=1.0, y=None, seed=None):
-        """n images in model space at a temperature applied at the top AND every split (f_sample)."""
-        return self.decode(self.sample_eps(n, temperature, seed), y)
-
     def objective(self, x, y=None, noise=None, seed=None):
         """The original's per-image objective (model.py:_f_loss), in bits, as a dict of [N] tensors.
 
@@ -261,18 +241,152 @@ class Glow(tf.Module):
     def is_initialized(self):
         return all(bool(m.initialized) for m in self.submodules if isinstance(m, ActNorm))
 
-    # --- latents as flat vectors (the original's flatten_eps / unflatten_eps) ---------------------
-    def flatten_eps(self, eps):
-        """List of per-level eps -> [N, D]: each flattened row-major (NHWC), concatenated in order."""
+    # --- graph-level helpers: eps lists and flat tensors -----------------------------------------
+    def temperature_eps(self, n, temperature=1.0, seed=None):
+        """Unit normals times `temperature` for every level (the original's f_sample eps_std): a
+        scalar, a per-example vector [n], or a list of per-level values (each scalar or [n]). `seed`
+        ([2] ints) makes it stateless and repeatable. A list of per-level tensors."""
+        temps = temperature if isinstance(temperature, (list, tuple)) else [temperature] * len(self.levels)
+        if len(temps) != len(self.levels):
+            raise ValueError(f"{len(temps)} per-level temperatures given; the model has {len(self.levels)} levels")
+        eps = []
+        for i, (shape, t) in enumerate(zip(self.config.eps_shapes, temps)):
+            t = tf.convert_to_tensor(t, tf.float32)
+            tf.debugging.assert_non_negative(t, message="temperature must be >= 0")
+            full = [n, *shape]
+            e = (tf.random.stateless_normal(full, tf.stack([seed[0], seed[1] + i])) if seed is not None
+                 else tf.random.normal(full))
+            eps.append(e * tf.reshape(t, [-1, 1, 1, 1]))
+        return eps
+
+    def eps_to_flat(self, eps):
+        """List of per-level eps tensors -> [N, D]: each flattened row-major (NHWC), concatenated."""
         return tf.concat([tf.reshape(e, [tf.shape(e)[0], -1]) for e in eps], axis=1)
 
-    def unflatten_eps(self, flat):
+    def flat_to_eps(self, flat):
+        """[N, D] tensor -> the list of per-level eps tensors (inverse of `eps_to_flat`)."""
         flat = tf.convert_to_tensor(flat, tf.float32)
-        sizes = [int(np.prod(s)) for s in self.config.eps_shapes]
+        sizes = eps_sizes(self.config)
         if flat.shape.rank != 2 or flat.shape[1] != sum(sizes):
             raise ValueError(f"flat latents must be [N, {sum(sizes)}] for this model, got shape {flat.shape}")
         parts = tf.split(flat, sizes, axis=1)
         return [tf.reshape(p, [-1, *s]) for p, s in zip(parts, self.config.eps_shapes)]
+
+    # --- the public surface: NumPy in and out, batched, compiled, thread-safe ---------------------
+    def encode(self, images, y=None, noise="random", seed=None, batch_size=64, progress=False):
+        """uint8 images [N, H, W, C] (or one [H, W, C]) -> latents float32 [N, D] (the original's
+        f_encode, then flatten_eps).
+
+        The input is dequantised as in the original: `noise` "random" is U(0, 1/n_bins), fresh, or
+        repeatable with an int `seed` (image i's noise depends on (seed, i) only); "centre" is the
+        bin centre 0.5/n_bins (deterministic); an array [N, H, W, C] is used as given.
+        """
+        cfg = self.config
+        images = latent_ops.check_images(cfg, images)
+        y = latent_ops.check_labels(cfg, y, len(images))
+        if not isinstance(noise, str):
+            noise = np.asarray(noise, np.float32)
+            if noise.shape != images.shape:
+                raise ValueError(f"noise has shape {noise.shape}; expected the images' shape {images.shape}")
+        fns = compiled(self)
+        out = np.zeros((len(images), cfg.n_dims), np.float32)
+        for a, b in batches(len(images), batch_size, progress, "encode"):
+            if isinstance(noise, str):
+                u = latent_ops.dequantization_noise(cfg, b - a, noise, seed, start=a)
+            else:
+                u = noise[a:b]
+            out[a:b] = fns.encode(images[a:b], y[a:b], u)
+        return out
+
+    def decode(self, latents, y=None, batch_size=64, progress=False, postprocess=True):
+        """Latents (flat [N, D] or [D], or a list of per-level eps) -> uint8 images [N, H, W, C]
+        (the original's f_decode, then postprocess); with `postprocess=False` the model-space
+        floats in [-0.5, 0.5) instead."""
+        cfg = self.config
+        flat = latent_ops.as_flat(cfg, latents)
+        y = latent_ops.check_labels(cfg, y, len(flat))
+        fns = compiled(self)
+        shape = (len(flat), cfg.image_size, cfg.image_size, cfg.n_channels)
+        out = np.zeros(shape, np.uint8 if postprocess else np.float32)
+        for a, b in batches(len(flat), batch_size, progress, "decode"):
+            x, pixels = fns.decode(flat[a:b], y[a:b])
+            out[a:b] = pixels if postprocess else x
+        return out
+
+    def sample_latents(self, n, temperature=1.0, seed=None):
+        """float32 [n, D]: unit normals times the temperature, sample i from (seed, i) only (a fresh
+        seed when None). `temperature` is one number or one per level, split levels first, top last;
+        it scales the noise at the top prior and every split, never the means (f_sample's eps_std)."""
+        return latent_ops.sample_latents(self.config, latent_ops.check_count(n, "n", 0), temperature, seed)
+
+    def sample(self, n, temperature=1.0, y=None, seed=None, batch_size=64, progress=False):
+        """uint8 [n, H, W, C]: `decode(sample_latents(n, temperature, seed), y)`. Temperature 0
+        decodes all-zero latents, the prior means at every level, whatever the seed."""
+        return self.decode(self.sample_latents(n, temperature, seed), y, batch_size, progress)
+
+    def reconstruct(self, images, y=None, noise="random", seed=None, batch_size=64, progress=False):
+        """`decode(encode(images))`: the (bit-reduced) input, up to float round-off at bin edges."""
+        z = self.encode(images, y, noise, seed, batch_size, progress)
+        return self.decode(z, y, batch_size, progress)
+
+    def mix(self, latent1, latent2, alphas, y=None, batch_size=64):
+        """uint8 [K, H, W, C]: `decode(z1 + alpha * (z2 - z1))` for each of K alphas (the demo's mix
+        and mix_range); alpha 0 and 1 give the two latents exactly. `y`: one class, or None."""
+        path = latent_ops.mix(self._one_latent(latent1), self._one_latent(latent2), alphas)
+        return self.decode(path, None if y is None else np.repeat(y, len(path)), batch_size)
+
+    def interpolate(self, image1, image2, steps=8, y=None, noise="random", seed=None, batch_size=64):
+        """uint8 [steps, H, W, C]: encode two images, `mix` their latents at alpha =
+        linspace(0, 1, steps); the endpoints are the reconstructions. `y`: one class, or None."""
+        images = np.concatenate([latent_ops.check_images(self.config, image) for image in (image1, image2)])
+        if len(images) != 2:
+            raise ValueError(f"interpolate takes two single images, got {len(images)} images")
+        z = self.encode(images, None if y is None else [y, y], noise, seed, batch_size)
+        alphas = np.linspace(0.0, 1.0, latent_ops.check_count(steps, "steps", 2))
+        return self.mix(z[0], z[1], alphas, y, batch_size)
+
+    def manipulate(self, latents, directions, alphas, y=None, batch_size=64):
+        """uint8 images: `decode(z + sum_a alphas[k, a] * directions[a])` for each latent z and each of
+        K combinations of coefficients (the demo's manipulate, manipulate_all and manipulate_range;
+        see `directions.move`).
+
+        `latents` is one latent [D] (result [K, H, W, C]) or [N, D] (result [N, K, H, W, C]);
+        `directions` one [D] or several [A, D]; `alphas` [K] for one direction, [A] for one
+        combination, or [K, A]. Alpha 0 gives the reconstruction. `y`: one class or one per latent.
+        """
+        flat = np.asarray(latents, np.float32)
+        one = flat.ndim == 1
+        moved = direction_ops.move(latent_ops.as_flat(self.config, flat), directions, alphas)  # [N, K, D]
+        n, k = moved.shape[:2]
+        labels = None if y is None else np.repeat(latent_ops.check_labels(self.config, y, n), k)
+        images = self.decode(moved.reshape(n * k, -1), labels, batch_size).reshape(n, k, *self._image_shape)
+        return images[0] if one else images
+
+    def project(self, latents, directions):
+        """The coefficient of each direction in each latent, `z . d / |d|^2` (the demo's project), so
+        that `manipulate(z, d, -project(z, d))` decodes a latent with no component along d. Shapes
+        as `z @ d.T`: [N, A] for latents [N, D] and directions [A, D]; a [D] input drops its axis."""
+        z, d = np.asarray(latents, np.float32), np.asarray(directions, np.float32)
+        out = direction_ops.project(latent_ops.as_flat(self.config, z), d)
+        return out[0 if z.ndim == 1 else slice(None), ..., 0 if d.ndim == 1 else slice(None)]
+
+    def flatten(self, eps):
+        """A list of per-level eps [N, h, w, c] -> latents float32 [N, D] (the original's flatten_eps)."""
+        return latent_ops.flatten_eps(self.config, eps)
+
+    def unflatten(self, latents):
+        """Latents [N, D] -> the list of per-level eps [N, h, w, c] (the original's unflatten_eps)."""
+        return latent_ops.unflatten_eps(self.config, latents)
+
+    def _one_latent(self, latent):
+        flat = latent_ops.as_flat(self.config, latent)
+        if len(flat) != 1:
+            raise ValueError(f"expected one latent of {self.config.n_dims} values, got {len(flat)}")
+        return flat[0]
+
+    @property
+    def _image_shape(self):
+        return (self.config.image_size, self.config.image_size, self.config.n_channels)
 
     # --- TFP view -------------------------------------------------------------------------------
     def bijector(self, y=None):
@@ -312,7 +426,7 @@ class Glow(tf.Module):
 
     def _as_eps_list(self, eps):
         if not isinstance(eps, (list, tuple)):
-            return self.unflatten_eps(eps)
+            return self.flat_to_eps(eps)
         shapes = self.config.eps_shapes
         if len(eps) != len(shapes):
             raise ValueError(f"{len(eps)} latent arrays given; this model has {len(shapes)} levels")
@@ -352,7 +466,7 @@ class GlowBijector(tfb.Bijector):
 
     def _inverse(self, x):
         return self._one_batch_dim(
-            x, 3, lambda v: self._glow.flatten_eps(self._glow.encode_dequantized(v, self._y)[0]))
+            x, 3, lambda v: self._glow.eps_to_flat(self._glow.encode_dequantized(v, self._y)[0]))
 
     def _forward_log_det_jacobian(self, eps):
         return self._one_batch_dim(eps, 1, lambda e: self._glow.decode_with_log_det(e, self._y)[1])

@@ -84,8 +84,8 @@ def make_sampler(glow, seed):
     @tf.function(reduce_retracing=True)
     def sample(y, temperature, counter):
         n = tf.shape(y)[0]
-        eps = glow.sample_eps(n, temperature, seed=noise_seed(seed, SAMPLES, counter))
-        return glow.postprocess(glow.decode(eps, y if glow.config.ycond else None))
+        eps = glow.temperature_eps(n, temperature, seed=noise_seed(seed, SAMPLES, counter))
+        return glow.postprocess(glow.decode_with_log_det(eps, y if glow.config.ycond else None)[0])
 
     return sample
 

@@ -365,16 +365,16 @@ def test_folder_sub_folders_give_sorted_labels(tmp_path):
 
 
 def test_centre_crop_resize_and_rgb_conversion(tmp_path):
-    from data_loaders.images import centre_crop_resize, load_image
+    from glow_tf.images import centre_crop_resize, load_image
     wide = np.zeros((4, 6, 3), np.uint8)
     wide[:, :, 0] = np.arange(6) * 10
     np.testing.assert_array_equal(centre_crop_resize(Image.fromarray(wide), 4)[0, :, 0], [10, 20, 30, 40])
     _png(tmp_path / "grey.png", 77, mode="L")
     _png(tmp_path / "rgba.png", (1, 2, 3, 4), mode="RGBA")
     _png(tmp_path / "big.png", (9, 8, 7), size=(16, 12))
-    assert (load_image(str(tmp_path / "grey.png"), 8) == 77).all()
-    np.testing.assert_array_equal(load_image(str(tmp_path / "rgba.png"), 8)[3, 3], [1, 2, 3])
-    big = load_image(str(tmp_path / "big.png"), 4)
+    assert (load_image(str(tmp_path / "grey.png"), 8, resize=True) == 77).all()
+    np.testing.assert_array_equal(load_image(str(tmp_path / "rgba.png"), 8, resize=True)[3, 3], [1, 2, 3])
+    big = load_image(str(tmp_path / "big.png"), 4, resize=True)
     assert big.shape == (4, 4, 3) and (big == [9, 8, 7]).all()
 
 

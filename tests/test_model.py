@@ -243,7 +243,7 @@ def test_objective_in_closed_form_before_init(permutation, learntop, n_bits_x):
     expected = (0.5 * (z.astype(np.float64) ** 2).sum(axis=(1, 2, 3)) + d / 2 * math.log(2 * math.pi)
                 + d * math.log(config.n_bins)) / (d * math.log(2))
     np.testing.assert_allclose(bits_x, expected, atol=1e-5)
-    eps = glow.encode(x, noise=noise)
+    eps = glow.encode_dequantized(glow.dequantize(x, noise))[0]
     np.testing.assert_allclose(sum(float(tf.reduce_sum(e ** 2)) for e in eps), (z ** 2).sum(), rtol=1e-5)
 
 
@@ -285,10 +285,10 @@ def test_deep_model_round_trip_of_the_dequantised_input(deep_model):
     glow = deep_model
     x = _images(4, 16, seed=7)
     noise = _noise(x.shape, glow.config.n_bins, seed=8)
-    eps = glow.encode(x, noise=noise)
+    eps = glow.encode_dequantized(glow.dequantize(x, noise))[0]
     assert [tuple(e.shape[1:]) for e in eps] == glow.config.eps_shapes
     assert all(float(tf.math.reduce_std(e)) > 0.1 for e in eps)
-    np.testing.assert_allclose(glow.decode(eps), glow.dequantize(x, noise), atol=1e-4)
+    np.testing.assert_allclose(glow.decode_with_log_det(eps)[0], glow.dequantize(x, noise), atol=1e-4)
 
 
 def test_deep_model_reconstructs_uint8_images_bit_exactly(deep_model):
@@ -298,7 +298,8 @@ def test_deep_model_reconstructs_uint8_images_bit_exactly(deep_model):
     glow = deep_model
     x = _images(4, 16, seed=9)
     noise = _noise(x.shape, glow.config.n_bins, seed=10, low=0.05, high=0.95)
-    x_back = glow.postprocess(glow.decode(glow.encode(x, noise=noise))).numpy()
+    eps = glow.encode_dequantized(glow.dequantize(x, noise))[0]
+    x_back = glow.postprocess(glow.decode_with_log_det(eps)[0]).numpy()
     low_bits = 8 - glow.config.n_bits_x
     np.testing.assert_array_equal(x_back, (x >> low_bits) << low_bits)
 
@@ -372,7 +373,7 @@ def test_bijector_round_trip_with_flat_eps(tiny_model):
     fldj = bijector.forward_log_det_jacobian(tf.identity(eps), event_ndims=1)
     ildj = bijector.inverse_log_det_jacobian(tf.identity(x), event_ndims=3)
     np.testing.assert_allclose(fldj, -ildj, atol=1e-4)
-    np.testing.assert_allclose(glow.flatten_eps(glow.unflatten_eps(eps)), eps)
+    np.testing.assert_allclose(glow.eps_to_flat(glow.flat_to_eps(eps)), eps)
 
 
 def test_bijector_log_det_matches_the_jacobian(tiny_model):
@@ -394,30 +395,32 @@ def test_eager_and_tf_function_agree(tiny_model):
     eager = glow.objective(x, noise=noise)["bits_x"]
     traced = tf.function(lambda x, n: glow.objective(x, noise=n)["bits_x"])(x, noise)
     np.testing.assert_allclose(traced, eager, rtol=1e-6)
-    eps = glow.encode(x, noise=noise)
-    np.testing.assert_allclose(tf.function(glow.decode)(eps), glow.decode(eps), atol=1e-6)
-    sample = tf.function(lambda: glow.sample(2, 0.7, seed=[3, 4]))()
-    np.testing.assert_allclose(sample, glow.sample(2, 0.7, seed=[3, 4]), atol=1e-6)
+    eps = glow.encode_dequantized(glow.dequantize(x, noise))[0]
+    decode = lambda e: glow.decode_with_log_det(e)[0]  # noqa: E731
+    np.testing.assert_allclose(tf.function(decode)(eps), decode(eps), atol=1e-6)
+    sample = lambda: decode(glow.temperature_eps(2, 0.7, seed=[3, 4]))  # noqa: E731
+    np.testing.assert_allclose(tf.function(sample)(), sample(), atol=1e-6)
 
 
 # --- temperature -----------------------------------------------------------------------------------
 def test_sample_is_decode_of_scaled_unit_normals(tiny_model):
     glow = tiny_model
-    eps = glow.sample_eps(3, 1.0, seed=[5, 6])
-    np.testing.assert_allclose(glow.sample(3, 0.7, seed=[5, 6]), glow.decode([e * 0.7 for e in eps]), atol=1e-6)
+    eps = glow.temperature_eps(3, 1.0, seed=[5, 6])
+    decode = lambda e: glow.decode_with_log_det(e)[0]  # noqa: E731
+    sample = lambda t: decode(glow.temperature_eps(3, t, seed=[5, 6]))  # noqa: E731
+    np.testing.assert_allclose(sample(0.7), decode([e * 0.7 for e in eps]), atol=1e-6)
     per_example = tf.constant([0.0, 0.5, 1.0])
-    expected = glow.decode([e * tf.reshape(per_example, [-1, 1, 1, 1]) for e in eps])
-    np.testing.assert_allclose(glow.sample(3, per_example, seed=[5, 6]), expected, atol=1e-6)
+    expected = decode([e * tf.reshape(per_example, [-1, 1, 1, 1]) for e in eps])
+    np.testing.assert_allclose(sample(per_example), expected, atol=1e-6)
     per_level = [0.3, 0.9]
-    np.testing.assert_allclose(glow.sample(3, per_level, seed=[5, 6]),
-                               glow.decode([e * t for e, t in zip(eps, per_level)]), atol=1e-6)
+    np.testing.assert_allclose(sample(per_level), decode([e * t for e, t in zip(eps, per_level)]), atol=1e-6)
 
 
 def test_temperature_zero_is_deterministic(tiny_model):
     glow = tiny_model
-    a, b = glow.sample(2, 0.0, seed=[1, 2]), glow.sample(2, 0.0, seed=[7, 8])
-    np.testing.assert_array_equal(a, b)
-    assert not np.allclose(glow.sample(2, 1.0, seed=[1, 2]), glow.sample(2, 1.0, seed=[7, 8]))
+    sample = lambda t, seed: glow.decode_with_log_det(glow.temperature_eps(2, t, seed=seed))[0]  # noqa: E731
+    np.testing.assert_array_equal(sample(0.0, [1, 2]), sample(0.0, [7, 8]))
+    assert not np.allclose(sample(1.0, [1, 2]), sample(1.0, [7, 8]))
 
 
 # --- variable tracking ------------------------------------------------------------------------------
@@ -443,7 +446,7 @@ def test_every_trainable_variable_gets_a_gradient(kwargs):
 def test_images_of_the_wrong_shape_are_refused():
     glow = Glow(GlowConfig(**TINY), seed=0)
     with pytest.raises(ValueError, match=r"images must be \[N, 8, 8, 3\] for this model, got shape \(2, 16, 16, 3\)"):
-        glow.encode(_images(2, 16))
+        glow.objective(_images(2, 16))
     with pytest.raises(ValueError, match=r"got shape \(8, 8, 3\)"):
         glow.objective(_images(1, 8)[0])
 
@@ -452,32 +455,32 @@ def test_labels_are_required_and_checked_for_a_ycond_model():
     glow = Glow(GlowConfig(**TINY, ycond=True, n_y=3), seed=0)
     x = _images(2, 8)
     with pytest.raises(ValueError, match="ycond=True.*pass the labels y"):
-        glow.encode(x)
+        glow.objective(x)
     with pytest.raises(ValueError, match="label 3 is out of range for n_y=3"):
-        glow.encode(x, np.array([0, 3]))
+        glow.objective(x, np.array([0, 3]))
     with pytest.raises(ValueError, match="label -1 is out of range"):
         glow.objective(x, np.array([-1, 0]))
     with pytest.raises(ValueError, match="labels y must be integers of shape \\[N\\], got float32"):
-        glow.encode(x, np.array([0.0, 1.0], np.float32))
+        glow.objective(x, np.array([0.0, 1.0], np.float32))
     with pytest.raises(ValueError, match="3 labels given for a batch of 2; expected one label per example"):
-        glow.encode(x, np.array([0, 1, 2]))
+        glow.objective(x, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="1 labels given for a batch of 2"):
-        glow.decode(glow.sample_eps(2), np.array([1]))
+        glow.decode_with_log_det(glow.temperature_eps(2), np.array([1]))
     with pytest.raises(ValueError, match="ycond=True.*pass the labels y"):
-        glow.sample(2, 0.5)
+        glow.decode_with_log_det(glow.temperature_eps(2, 0.5))
 
 
 def test_latents_of_the_wrong_number_or_shape_are_refused():
     glow = Glow(GlowConfig(**TINY), seed=0)
-    eps = glow.sample_eps(2)
+    eps = glow.temperature_eps(2)
     with pytest.raises(ValueError, match="1 latent arrays given; this model has 2 levels"):
-        glow.decode(eps[:1])
+        glow.decode_with_log_det(eps[:1])
     with pytest.raises(ValueError, match=r"eps\[0\] must be \[N, 4, 4, 6\], got shape \(2, 4, 4, 12\)"):
-        glow.decode([tf.zeros([2, 4, 4, 12]), eps[1]])
+        glow.decode_with_log_det([tf.zeros([2, 4, 4, 12]), eps[1]])
     with pytest.raises(ValueError, match=r"flat latents must be \[N, 192\] for this model, got shape \(2, 190\)"):
-        glow.decode(tf.zeros([2, 190]))
+        glow.decode_with_log_det(tf.zeros([2, 190]))
     with pytest.raises(ValueError, match="3 per-level temperatures given; the model has 2 levels"):
-        glow.sample(2, [0.5, 0.5, 0.5])
+        glow.temperature_eps(2, [0.5, 0.5, 0.5])
 
 
 def test_config_must_be_a_glow_config():
@@ -500,10 +503,10 @@ def test_fast_layers_compute_the_literal_model(monkeypatch):
     def run():
         with tf.GradientTape() as tape:
             bits = glow.objective(tf.identity(x), noise=noise)["bits_x"]
-        eps = glow.encode(x, noise=noise)
+        eps = glow.encode_dequantized(glow.dequantize(x, noise))[0]
         grads = tape.gradient(tf.reduce_sum(bits), glow.trainable_variables, unconnected_gradients="zero")
         return [bits, *grads, *eps,
-                glow.decode([tf.identity(e) for e in eps])]
+                glow.decode_with_log_det([tf.identity(e) for e in eps])[0]]
 
     fast = run()
     np.testing.assert_allclose(fast[-1], glow.dequantize(x, noise), atol=1e-4)  # a well-conditioned model

@@ -119,35 +119,21 @@ def test_tap_conv_equals_the_edge_padded_conv_with_gradients():
                                        atol=1e-5)
 
 
-def test_taps_are_used_for_the_last_layers_of_large_levels_only(monkeypatch):
+def test_on_a_gpu_only_tensorflows_convolution_runs(monkeypatch):
+    """The tap form was measured on CPUs only: on a GPU a coupling network whose last layer takes it on
+    this CPU must run the original's convolution instead (same numbers, cuDNN's kernel)."""
     import glow_tf.bijectors.networks as layers
-    from glow_tf.bijectors.networks import _use_taps
-    monkeypatch.setattr(layers, "_kernels", lambda: "eigen")  # TensorFlow's default CPU kernels
-    cases = {  # (x shape, w shape): expected
-        ((1, 128, 128, 512), (3, 3, 513, 6)): True,  # CelebA-HQ level 1 l_last (additive)
-        ((4, 16, 16, 512), (3, 3, 513, 12)): True,  # CIFAR-10 level 1 l_last (affine)
-        ((4, 8, 8, 512), (3, 3, 513, 24)): True,  # CIFAR-10 level 2
-        ((16, 8, 8, 128), (3, 3, 129, 24)): True,  # the bench configuration's level 2
-        ((16, 4, 4, 128), (3, 3, 129, 48)): False,  # its level 3: 4x4 is too small, 48 outputs too many
-        ((1, 16, 16, 512), (3, 3, 513, 48)): False,  # CelebA-HQ level 4: too many outputs
-        ((16, 16, 16, 6), (3, 3, 7, 12)): False,  # a split prior: few inputs
-        ((4, 32, 32, 6), (3, 3, 7, 512)): False,  # l_1
-        ((4, 32, 32, 512), (1, 1, 512, 512)): False,  # l_2
-    }
-    for (xs, ws), expected in cases.items():
-        assert _use_taps(tf.TensorSpec(xs), tf.TensorSpec(ws)) is expected, (xs, ws)
-
-
-def test_taps_depend_on_the_kernels(monkeypatch):
-    """With oneDNN's CPU kernels only small or unknown batches take the tap form; on a GPU none does."""
-    import glow_tf.bijectors.networks as layers
-    w = tf.TensorSpec([3, 3, 513, 12])
-    assert layers._kernels() in ("eigen", "onednn")  # this machine has no GPU
-    for kernels, expected in (("eigen", [True, True, True]), ("onednn", [True, False, True]),
-                              ("gpu", [False, False, False])):
-        monkeypatch.setattr(layers, "_kernels", lambda kernels=kernels: kernels)
-        got = [layers._use_taps(tf.TensorSpec([n, 16, 16, 512]), w) for n in (4, 16, None)]
-        assert got == expected, kernels
+    calls = []
+    tap_conv2d = layers.tap_conv2d
+    monkeypatch.setattr(layers, "tap_conv2d", lambda x, w: calls.append(x.shape) or tap_conv2d(x, w))
+    f = CouplingNetwork(6, 128, 12, np.random.RandomState(13))
+    x = random_normal([2, 16, 16, 6], seed=15)
+    cpu = f(x)
+    assert calls, "the tap form should be used for this shape on a CPU"
+    calls.clear()
+    monkeypatch.setattr(layers, "_kernels", lambda: "gpu")
+    np.testing.assert_allclose(f(x), cpu, atol=1e-5)
+    assert not calls
 
 
 def test_coupling_network_with_taps_equals_the_literal_convolutions(monkeypatch):

@@ -1,6 +1,7 @@
-"""Tests for sampling (sample.py, `python -m glow_tf sample`, glow_tf.latent.sample): temperature
-semantics of openai f_sample (eps_std at the top prior and every split, means unscaled), the
-original's reference `decoded_T`, seeding, the outputs, original TF1 checkpoints, and clear errors."""
+"""Tests for sampling (sample.py, `python -m glow_tf sample`, Glow.sample): temperature semantics of
+openai f_sample (eps_std at the top prior and every split, means unscaled), seeding, the grids' class
+labels, the outputs, original TF1 checkpoints, and clear errors. The original's reference `decoded_T`
+is checked through Glow.decode in test_original_reference.py."""
 import json
 import pathlib
 import subprocess
@@ -11,9 +12,11 @@ import pytest
 from PIL import Image
 
 import glow_tf
-from glow_tf import latent
-from glow_tf.__main__ import main
-from test_latent import FIXTURES, REFERENCE_MODELS, digits_run_dir, reference
+import sample
+from glow_tf import latents
+from glow_tf.__main__ import grid_labels, main
+from test_latent import (FIXTURES, cli_loads_each_model_once,  # noqa: F401 (an autouse fixture)
+                         digits_run_dir, load_digits_glow, reference)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -25,7 +28,7 @@ def digits_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits_glow(digits_run):
-    return glow_tf.load_run(str(digits_run))[0]
+    return load_digits_glow(digits_run)  # the same model object as test_latent.py's
 
 
 def _original(name):
@@ -45,58 +48,60 @@ def _tiles(grid, size):
 
 # --- temperature semantics --------------------------------------------------------------------------------
 def test_temperature_zero_gives_the_prior_means_at_every_level(digits_glow):
-    a = latent.sample(digits_glow, 4, 0.0, seed=0, postprocess=False)
-    b = latent.sample(digits_glow, 4, 0.0, seed=1, postprocess=False)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a, latent.decode(digits_glow, np.zeros((4, 192)), postprocess=False))
+    a = digits_glow.sample_latents(4, 0.0, seed=0)
+    assert (a == 0).all() and (digits_glow.sample_latents(4, 0.0, seed=1) == 0).all()
+    np.testing.assert_array_equal(digits_glow.sample(4, 0.0, seed=0), digits_glow.sample(4, 0.0, seed=1))
+    np.testing.assert_array_equal(digits_glow.sample(4, 0.0, seed=0), digits_glow.decode(np.zeros((4, 192))))
     # independent check: re-encoding the (continuous) T=0 image lands on every prior's mean, eps = 0
-    eps, _, _ = digits_glow.encode_dequantized(a[:1])
+    x = digits_glow.decode(a[:1], postprocess=False)
+    eps, _, _ = digits_glow.encode_dequantized(x)
     assert max(float(np.abs(e).max()) for e in eps) < 1e-3
     # and a T=1 sample is not the mean
-    assert np.abs(latent.sample(digits_glow, 1, 1.0, seed=0, postprocess=False) - a[:1]).max() > 0.05
+    assert np.abs(digits_glow.decode(digits_glow.sample_latents(1, 1.0, seed=0), postprocess=False) - x).max() > 0.05
 
 
 def test_temperature_zero_of_a_class_conditional_model_is_each_class_mean():
     glow, _ = reference("affine_lu_ycond")
-    x = latent.sample(glow, 3, 0.0, y=[2, 2, 7], seed=5)
+    x = glow.sample(3, 0.0, y=[2, 2, 7], seed=5)
     np.testing.assert_array_equal(x[0], x[1])
-    np.testing.assert_array_equal(x[2], latent.decode(glow, np.zeros((1, 192)), y=7)[0])
+    np.testing.assert_array_equal(x[2], glow.decode(np.zeros((1, 192)), y=7)[0])
     assert not np.array_equal(x[0], x[2])  # the top prior's mean depends on the class
 
 
 def test_sample_at_temperature_is_the_decode_of_temperature_times_eps(digits_glow):
     config = digits_glow.config
-    unit = latent.unit_eps(config, 6, seed=3)
-    np.testing.assert_array_equal(latent.sample(digits_glow, 6, 0.7, seed=3),
-                                  latent.decode(digits_glow, 0.7 * unit))
+    unit = latents.unit_eps(config, 6, seed=3)
+    np.testing.assert_array_equal(digits_glow.sample(6, 0.7, seed=3), digits_glow.decode(0.7 * unit))
     # sample i depends on (seed, i) only
-    np.testing.assert_array_equal(latent.unit_eps(config, 2, seed=3), unit[:2])
-    np.testing.assert_array_equal(latent.unit_eps(config, 2, seed=3, start=4), unit[4:])
-    big = latent.unit_eps(config, 200, seed=0)
+    np.testing.assert_array_equal(latents.unit_eps(config, 2, seed=3), unit[:2])
+    np.testing.assert_array_equal(latents.unit_eps(config, 2, seed=3, start=4), unit[4:])
+    big = latents.unit_eps(config, 200, seed=0)
     assert abs(big.mean()) < 0.02 and abs(big.std() - 1) < 0.02
     # per-level temperatures: 0 at the split, 0.5 at the top
-    eps = latent.sample_latents(config, 6, [0.0, 0.5], seed=3)
+    eps = digits_glow.sample_latents(6, [0.0, 0.5], seed=3)
     assert (eps[:, :96] == 0).all()
     np.testing.assert_array_equal(eps[:, 96:], 0.5 * unit[:, 96:])
-
-
-@pytest.mark.parametrize("name", REFERENCE_MODELS)
-def test_temperature_sample_matches_the_originals_decoded_T(name):
-    glow, ref = reference(name)
-    y = ref["y"] if glow.config.ycond else None
-    x = latent.decode(glow, float(ref["temperature"]) * ref["eps_T"], y, postprocess=False)
-    np.testing.assert_allclose(x + 0.5, ref["decoded_T"], atol=1e-4)
+    with pytest.raises(ValueError, match="seed=1.5; expected an integer >= 0"):
+        digits_glow.sample(1, seed=1.5)
 
 
 def test_check_temperature():
-    assert latent.check_temperature(0.7, 3) == (0.7, 0.7, 0.7)
-    assert latent.check_temperature([0, 0.5, 1], 3) == (0.0, 0.5, 1.0)
+    assert latents.check_temperature(0.7, 3) == (0.7, 0.7, 0.7)
+    assert latents.check_temperature([0, 0.5, 1], 3) == (0.0, 0.5, 1.0)
     with pytest.raises(ValueError, match="temperature -0.1 is invalid; expected a finite number >= 0"):
-        latent.check_temperature(-0.1, 2)
+        latents.check_temperature(-0.1, 2)
     with pytest.raises(ValueError, match="temperature nan"):
-        latent.check_temperature(float("nan"), 2)
+        latents.check_temperature(float("nan"), 2)
     with pytest.raises(ValueError, match="3 per-level temperatures .* has 2 levels"):
-        latent.check_temperature([1, 1, 1], 2)
+        latents.check_temperature([1, 1, 1], 2)
+
+
+def test_grid_labels_are_the_originals_column_classes():
+    """openai train.py draw_samples: `[_y % n_y for _y in list(range(cols)) * rows]`, restated."""
+    for n_y, cols, rows in ((10, 10, 10), (20, 10, 10), (3, 4, 4), (10, 3, 2)):
+        original = [_y % n_y for _y in list(range(cols)) * rows]
+        assert grid_labels(cols * rows, cols, n_y).tolist() == original
+    assert grid_labels(100, 10, 20).tolist() != [i % 20 for i in range(100)]  # where i % n_y differs
 
 
 # --- the command line -------------------------------------------------------------------------------------
@@ -109,7 +114,7 @@ def test_cli_same_seed_same_grid_and_samples_independent_of_n(digits_run, digits
     assert a.shape == (24, 24, 3)  # ceil(sqrt(9)) = 3 columns of 8x8
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    np.testing.assert_array_equal(_tiles(a, 8), latent.sample(digits_glow, 9, 0.7, seed=0))
+    np.testing.assert_array_equal(_tiles(a, 8), digits_glow.sample(9, 0.7, seed=0))
     np.testing.assert_array_equal(_tiles(d, 8), _tiles(a, 8)[:4])
 
 
@@ -120,9 +125,9 @@ def test_cli_several_temperatures_one_row_each_with_npz_and_pngs(digits_run, dig
                  "--png_dir", str(tmp_path / "pngs")]) == 0
     grid = _png(out)
     assert grid.shape == (24, 40, 3)  # 3 temperatures x 5 samples
-    unit = latent.unit_eps(digits_glow.config, 5, seed=7)
-    scales = [latent.temperature_scale(digits_glow.config, t) for t in (0.0, 0.5, [1.0, 0.25])]
-    expected = np.concatenate([latent.decode(digits_glow, unit * s) for s in scales])
+    unit = latents.unit_eps(digits_glow.config, 5, seed=7)
+    scales = [latents.temperature_scale(digits_glow.config, t) for t in (0.0, 0.5, [1.0, 0.25])]
+    expected = np.concatenate([digits_glow.decode(unit * s) for s in scales])
     np.testing.assert_array_equal(_tiles(grid, 8), expected)
     data = np.load(npz)
     np.testing.assert_allclose(data["eps"], np.concatenate([unit * s for s in scales]), rtol=1e-6)
@@ -139,33 +144,36 @@ def test_cli_several_temperatures_one_row_each_with_npz_and_pngs(digits_run, dig
 
 def test_cli_class_conditional_original_checkpoint(tmp_path):
     glow, _ = reference("affine_lu_ycond")
-    unit = latent.unit_eps(glow.config, 4, seed=0)
+    unit = latents.unit_eps(glow.config, 4, seed=0)
     assert main(["sample", *_original("affine_lu_ycond"), "--cpu", "--n", "4", "--seed", "0", "--y", "3",
                  "--out", str(tmp_path / "y3.png")]) == 0
-    np.testing.assert_array_equal(_tiles(_png(tmp_path / "y3.png"), 8), latent.decode(glow, 0.7 * unit, y=3))
-    # without --y, sample i gets class i % n_y (the original's sample grids); hps from a train.txt
+    np.testing.assert_array_equal(_tiles(_png(tmp_path / "y3.png"), 8), glow.decode(0.7 * unit, y=3))
+    # without --y, grid column c gets class c % n_y (the original's sample grids): 6 samples in 4
+    # columns are classes 0 1 2 3 / 0 1, not i % n_y; hps from a train.txt
     hps = json.loads((FIXTURES / "affine_lu_ycond" / "hps.json").read_text())
     (tmp_path / "train.txt").write_text(json.dumps(hps) + "\n" + json.dumps({"epoch": 1, "loss": "3.1"}) + "\n")
     args = _original("affine_lu_ycond")
     args[args.index("--hps") + 1] = str(tmp_path / "train.txt")
-    assert main(["sample", *args, "--n", "4", "--seed", "0", "--temperature", "0",
+    assert main(["sample", *args, "--n", "6", "--n_cols", "4", "--seed", "0", "--temperature", "0",
                  "--npz", str(tmp_path / "s.npz"), "--out", str(tmp_path / "t0.png")]) == 0
     data = np.load(tmp_path / "s.npz")
-    assert data["y"].tolist() == [0, 1, 2, 3]
-    np.testing.assert_array_equal(data["images"], latent.decode(glow, np.zeros((4, 192)), y=[0, 1, 2, 3]))
+    assert data["y"].tolist() == [0, 1, 2, 3, 0, 1]
+    np.testing.assert_array_equal(data["images"], glow.decode(np.zeros((6, 192)), y=[0, 1, 2, 3, 0, 1]))
+    np.testing.assert_array_equal(_tiles(_png(tmp_path / "t0.png"), 8)[:6], data["images"])
 
 
 def test_cli_errors(digits_run, tmp_path, capsys):
-    def error(argv):
-        assert main(argv) == 2
+    def error(argv, run=main):
+        assert run(argv) == 2
         return capsys.readouterr().err
 
-    run = ["--logdir", str(digits_run), "--quiet", "--out", str(tmp_path / "x.png")]
+    out = ["--out", str(tmp_path / "x.png")]
+    run = ["--logdir", str(digits_run), "--quiet", *out]
     negative = error(["sample", *run, "--temperature", "-0.5"])
     assert "temperature -0.5 is invalid; expected a finite number >= 0" in negative
     assert "3 per-level temperatures" in error(["sample", *run, "--temperature", "1,1,1"])
     assert "--y 2: class labels y=2 given, but this model is unconditional" in error(["sample", *run, "--y", "2"])
-    ycond = [*_original("affine_lu_ycond"), "--out", str(tmp_path / "x.png")]
+    ycond = [*_original("affine_lu_ycond"), *out]
     out_of_range = error(["sample", *ycond, "--y", "10"])
     assert "--y 10: class 10 is out of range: the model has n_y=10 classes (0..9)" in out_of_range
     assert "class -1 is out of range" in error(["sample", *ycond, "--y", "1,-1"])
@@ -174,25 +182,24 @@ def test_cli_errors(digits_run, tmp_path, capsys):
     empty = tmp_path / "empty_run"
     empty.mkdir()
     glow_tf.GlowConfig(image_size=8, n_levels=2, depth=1, width=4).save(empty / "config.json")
-    assert "no latest checkpoint in" in error(["sample", "--logdir", str(empty), "--out", str(tmp_path / "x.png")])
-    assert "no model given" in error(["sample", "--out", str(tmp_path / "x.png")])
+    assert "no latest checkpoint in" in error(["sample", "--logdir", str(empty), *out])
+    assert "no model given" in error(["sample", *out])
     # an original checkpoint without its hyper-parameters
-    err = error(["sample", "--restore_path", str(FIXTURES / "additive_reverse" / "model.ckpt"),
-                 "--out", str(tmp_path / "x.png")])
+    err = error(["sample", "--restore_path", str(FIXTURES / "additive_reverse" / "model.ckpt"), *out])
     assert "no config.json" in err and "--hps" in err
+    # sample.py's latent commands: one error line, no traceback
+    err = error(["decode", str(tmp_path / "missing.npz"), "--logdir", str(digits_run), *out], run=sample.run)
+    assert err.startswith("sample.py decode: error: no latents file") and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
 
 
 @pytest.mark.slow
 def test_sample_py_command_line(digits_run, digits_glow, tmp_path):
-    """The issue's command, run as a user would, and a latent command through sample.py."""
+    """The issue's command, run as a user would (sample.py's default command is `sample`)."""
     cmd = [sys.executable, str(ROOT / "sample.py"), "--logdir", str(digits_run), "--temperature", "0.7",
            "--n", "64", "--seed", "0", "--out", str(tmp_path / "grid.png")]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     grid = _png(tmp_path / "grid.png")
     assert grid.shape == (64, 64, 3)
-    np.testing.assert_array_equal(_tiles(grid, 8), latent.sample(digits_glow, 64, 0.7, seed=0))
-    bad = subprocess.run([*cmd[:2], "decode", str(tmp_path / "missing.npz"), "--logdir", str(digits_run),
-                          "--out", str(tmp_path / "d.png")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "error: no latents file" in bad.stderr and "Traceback" not in bad.stderr
+    np.testing.assert_array_equal(_tiles(grid, 8), digits_glow.sample(64, 0.7, seed=0))
