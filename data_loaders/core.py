@@ -16,7 +16,7 @@ PROBLEMS = ("mnist", "cifar10", "imagenet-oord", "imagenet", "celeba", "lsun_rea
 # openai train.py:get_data; digits, digits_4bit and folder are this port's additions.
 DEFAULT_IMAGE_SIZE = {"mnist": 32, "cifar10": 32, "imagenet-oord": 64, "imagenet": 256,
                       "celeba": 256, "lsun_realnvp": 64, "lsun": 256, "folder": 32, "digits": 8,
-                      "digits_4bit": 16}
+                      "digits_4bit": 8}
 # n_y of the original; folder's is the number of class sub-folders (1 when there are none).
 N_Y = {"mnist": 10, "cifar10": 10, "imagenet-oord": 1000, "imagenet": 1000, "celeba": 1,
        "lsun_realnvp": 1, "lsun": 1, "digits": 10, "digits_4bit": 10}
