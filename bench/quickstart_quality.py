@@ -29,7 +29,7 @@ N_CLASSES = 10
 CONFIDENT = 0.9
 
 
-# --- the judge: independent of TensorFlow and of any model ----------------------------------------
+# --- the judge: independent of any Glow model ---------------------------------------------------
 def problem_images(problem, image_size):
     """(x_train, y_train, x_test, y_test) of a digits problem, uint8 [N, image_size, image_size, 3], as
     its loader prepares them (sizes below 8 box-averaged, as the loader's get_data does)."""
@@ -132,6 +132,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
+    if args.n < 1:
+        p.error(f"--n {args.n}: expected a positive number of samples")
 
     import glow_tf  # noqa: F401  (first: it loads TensorFlow without its start-up noise)
     hps = run_hps(args.logdir)
