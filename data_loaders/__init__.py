@@ -1,7 +1,8 @@
 """Data for glow-tf: get_data(problem, ...) -> Data with per-rank train/test tf.data streams and
 the data-dependent-init batch. Ports openai/glow train.py:get_data, data_loaders/get_data.py
 (TFRecords) and data_loaders/get_mnist_cifar.py (mnist, cifar10), and adds two in-memory
-problems: 'digits' (scikit-learn's 8x8 digits, offline) and 'folder' (any folder of images).
+problems: 'digits' and 'digits_4bit' (scikit-learn's 8x8 digits, offline; see data_loaders.digits) and
+'folder' (any folder of images).
 
     data = get_data("cifar10", seed=0, rank=hvd.rank(), size=hvd.size())
     for x, y in data.train(start_batch):   # uint8 [local_batch_train, H, W, 3], int32
@@ -36,9 +37,9 @@ def get_data(problem, data_dir="", image_size=-1, n_test=-1, n_batch_train=64, n
 
     Args (the original's flags of the same names):
       problem: 'mnist', 'cifar10', 'imagenet-oord', 'imagenet', 'celeba', 'lsun_realnvp',
-        'lsun' (openai), 'folder' or 'digits'.
+        'lsun' (openai), 'folder', 'digits' or 'digits_4bit'.
       data_dir: '' means tf_keras' download for mnist/cifar10 and scikit-learn's bundled set for
-        digits; a local folder otherwise (mnist IDX / CIFAR python batches, a folder of images,
+        digits and digits_4bit; a local folder otherwise (mnist IDX / CIFAR python batches, a folder of images,
         or the TFRecord root holding train/ and validation/, which the TFRecord problems need).
       image_size: a power of two; -1 means the problem's default (core.DEFAULT_IMAGE_SIZE).
       n_test: test images summed over ranks; -1 means the problem's default (all test images for
@@ -71,9 +72,10 @@ def get_data(problem, data_dir="", image_size=-1, n_test=-1, n_batch_train=64, n
         return TFRecordData(problem, data_dir, image_size=image_size, n_test=n_test,
                             batches=batches, fmap=fmap, pmap=pmap, seed=seed, rank=rank, size=size)
 
-    if problem == "digits":
-        from data_loaders.digits import load_digits
-        arrays, n_y = load_digits(image_size), N_Y["digits"]
+    if problem in ("digits", "digits_4bit"):
+        from data_loaders import digits
+        load = digits.load_digits if problem == "digits" else digits.load_digits_4bit
+        arrays, n_y = load(image_size), N_Y[problem]
     elif problem == "folder":
         from data_loaders.folder import load_folder
         *arrays, classes = load_folder(data_dir, image_size)

@@ -7,17 +7,18 @@ import math
 
 import numpy as np
 
-ARRAY_PROBLEMS = ("mnist", "cifar10", "digits", "folder")
+ARRAY_PROBLEMS = ("mnist", "cifar10", "digits", "digits_4bit", "folder")
 TFRECORD_PROBLEMS = ("imagenet-oord", "imagenet", "celeba", "lsun_realnvp", "lsun")
 PROBLEMS = ("mnist", "cifar10", "imagenet-oord", "imagenet", "celeba", "lsun_realnvp", "lsun",
-            "folder", "digits")
+            "folder", "digits", "digits_4bit")
 
-# openai train.py:get_data; digits and folder are this port's additions.
+# openai train.py:get_data; digits, digits_4bit and folder are this port's additions.
 DEFAULT_IMAGE_SIZE = {"mnist": 32, "cifar10": 32, "imagenet-oord": 64, "imagenet": 256,
-                      "celeba": 256, "lsun_realnvp": 64, "lsun": 256, "folder": 32, "digits": 8}
+                      "celeba": 256, "lsun_realnvp": 64, "lsun": 256, "folder": 32, "digits": 8,
+                      "digits_4bit": 8}
 # n_y of the original; folder's is the number of class sub-folders (1 when there are none).
 N_Y = {"mnist": 10, "cifar10": 10, "imagenet-oord": 1000, "imagenet": 1000, "celeba": 1,
-       "lsun_realnvp": 1, "lsun": 1, "digits": 10}
+       "lsun_realnvp": 1, "lsun": 1, "digits": 10, "digits_4bit": 10}
 # openai's validation sizes of the TFRecord problems; the lsun ones are per rank (every rank
 # reads the one validation shard), i.e. the original's 300*hvd.size() in total.
 DEFAULT_TFR_N_TEST = {"imagenet-oord": 50000, "imagenet": 50000, "celeba": 3000}
