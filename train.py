@@ -359,6 +359,9 @@ def main(argv=None):
     tf.random.set_seed(seed)
     np.random.seed(seed)
     if dist.is_chief:
+        if args.config:
+            import configs  # noqa: PLC0415
+            print(f"train.py: --config {args.config}: should reach {configs.load(args.config)[1]}", flush=True)
         print(f"train.py: {args.problem} {data.image_size}x{data.image_size}, {dist.size} worker(s), batch "
               f"{data.local_batch_train} per worker, {shape.train_its} steps per epoch; model "
               f"{config.n_levels} levels x {config.depth} steps, width {config.width}", flush=True)

@@ -16,11 +16,8 @@ import tensorflow as tf
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": ""}
 
-# A tiny model: 4 steps per epoch (256 anchored images / 64), so epochs are short.
-TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels", "2", "--depth", "2",
-        "--width", "16", "--n_train", "256", "--epochs_warmup", "1", "--epochs_full_valid", "2",
-        "--epochs_full_sample", "3", "--flow_coupling", "1", "--learntop", "--gradient_checkpointing", "0",
-        "--seed", "3", "--n_batch_init", "128"]
+# A tiny model (configs/tiny.py): 4 steps per epoch (256 anchored images / 64), so epochs are short.
+TINY = ["--config", "tiny"]
 
 
 def run_train(args):
