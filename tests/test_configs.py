@@ -99,13 +99,12 @@ def test_train_py_parses_the_flags_back_to_the_same_values(name):
     assert all(type(parsed[k]) is type(v) for k, v in flags.items()), name
 
 
-def test_tiny_is_the_tests_tiny_flag_list():
+def test_config_flag_changes_exactly_the_configs_flags():
+    """train.py --config tiny differs from the defaults in the config's flags and nothing else."""
     import train
-    test_train = pytest.importorskip("test_train")
-    if not hasattr(test_train, "TINY"):
-        pytest.skip("tests/test_train.py has no TINY list any more")
-    parsed, default = vars(train.get_arguments(test_train.TINY)), vars(train.get_arguments([]))
-    assert {k: v for k, v in parsed.items() if v != default[k]} == configs.load("tiny")[0]
+    parsed, default = vars(train.get_arguments(["--config", "tiny"])), vars(train.get_arguments([]))
+    changed = {k: v for k, v in parsed.items() if v != default[k] and k != "config"}
+    assert changed == configs.load("tiny")[0] and parsed["config"] == "tiny"
 
 
 def test_to_argv():

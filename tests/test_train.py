@@ -221,7 +221,7 @@ def test_config_sets_defaults_and_flags_override_it(tmp_path, capsys):
     args = train.get_arguments(["--config", str(config), "--width", "24"])
     assert (args.problem, args.depth, args.width, args.learntop) == ("digits", 2, 24, True)
     assert train.get_arguments([]).depth == 32  # the original's default without --config
-    config.write_text('FLAGS = dict(no_such_flag=1)\nTARGET = ""\n')
+    config.write_text('FLAGS = dict(no_such_flag=1)\nTARGET = "none"\n')
     assert "no_such_flag" in train_error(["--config", str(config)], capsys)
 
 
