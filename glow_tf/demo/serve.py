@@ -22,10 +22,9 @@ def build_state(args, glow):
     found, examples, labels, flags = prepare(glow, logdir, checkpoint, args.directions, args.data_dir,
                                              class_dirs=not args.no_class_directions)
     problem = flags.get("problem")
-    title = f"Glow demo: {os.path.basename(os.path.normpath(args.logdir or args.restore_path))}"
-    align_default = args.align or problem == "celeba"
-    return DemoState(glow, found, examples, labels, align_default=align_default,
-                     title=title + (f" ({problem})" if problem else ""))
+    name = os.path.basename(os.path.normpath(args.logdir or args.restore_path))
+    title = f"Glow demo: {name}" + (f" ({problem})" if problem and problem != name else "")
+    return DemoState(glow, found, examples, labels, align_default=args.align or problem == "celeba", title=title)
 
 
 def run(args, glow):

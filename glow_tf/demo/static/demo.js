@@ -118,9 +118,14 @@ function buildSliders(projection) {
     range.textContent = "strip";
     range.className = "range-button";
     range.dataset.name = name;
-    slider.addEventListener("input", manipulate);
+    const value = document.createElement("output");
+    value.textContent = Number(slider.value).toFixed(2);
+    slider.addEventListener("input", () => {
+      value.textContent = Number(slider.value).toFixed(2);
+      manipulate();
+    });
     range.addEventListener("click", () => manipulateRange(name));
-    row.append(title, slider, range);
+    row.append(title, slider, value, range);
     box.append(row);
   }
 }
@@ -240,7 +245,8 @@ async function start() {
   $("random").addEventListener("click", () => encodeFrom({kind: "random"}));
   $("y").addEventListener("change", () => { if (state.source) encodeFrom(state.source); });
   $("reset").addEventListener("click", () => {
-    for (const s of document.querySelectorAll("#sliders input")) s.value = s.dataset.start;
+    if (!state.current) return;
+    buildSliders(state.current.projection);
     manipulate();
   });
   $("blend").addEventListener("input", blend);
