@@ -477,3 +477,28 @@ def test_alignment_puts_the_eyes_where_the_original_does():
         assert aligned.shape == (256, 256, 3)
         np.testing.assert_allclose(blue_centroids(aligned), targets, atol=2.0)
     assert align.align_face(np.full((300, 300, 3), 128, np.uint8)) is None  # no face: None, no error
+
+
+# --- an unconditional run without directions or data, through Flask's test client ---------------------
+def test_an_unconditional_run_without_directions_or_data():
+    """Examples are the model's own samples; no class is accepted; manipulating needs a direction."""
+    from glow_tf.demo.app import DemoState, create_app  # noqa: PLC0415
+    from glow_tf.demo.startup import prepare  # noqa: PLC0415
+
+    config = glow_tf.GlowConfig(image_size=8, n_levels=2, depth=1, width=8, flow_coupling="additive")
+    model = glow_tf.Glow(config, seed=1)
+    model.initialize(run_test_data({"problem": "digits"}, config)[0][:64])
+    found, examples, labels, flags = prepare(model)
+    assert found == {} and labels is None and flags == {}
+    np.testing.assert_array_equal(examples, model.sample(8, 0.7, seed=0))
+    client = create_app(DemoState(model, found, examples, labels)).test_client()
+    info = client.get("/api/info").get_json()
+    assert (info["ycond"], info["n_y"], info["directions"], info["examples"]) == (False, None, [], 8)
+    answer = client.post("/api/encode", json={"example": 2}).get_json()
+    assert answer["image"] == data_url(model.reconstruct(examples[2:3], noise="centre")[0])
+    assert answer["projection"] == {}
+    for path, body, message in (("/api/random", {"temperature": 0.5, "y": 1}, "y 1 given, but this model is "
+                                 "unconditional"),
+                                ("/api/manipulate", {"id": answer["id"], "alphas": {}}, "(this run has no directions)")):
+        r = client.post(path, json=body)
+        assert r.status_code == 400 and message in r.get_json()["error"], r.get_json()
