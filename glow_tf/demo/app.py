@@ -12,6 +12,7 @@ import base64
 import io
 import logging
 import math
+import os
 import secrets
 import threading
 from collections import OrderedDict
@@ -209,8 +210,6 @@ def integer(value, field, minimum, maximum):
 # --- the app ------------------------------------------------------------------------------------------
 def create_app(state, static_folder=None):
     """The Flask app: `/` (the page), `/static/...` and the JSON API under `/api/` (docs/demo.md)."""
-    import os  # noqa: PLC0415
-
     static = static_folder or os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
     app = Flask(__name__, static_folder=static, static_url_path="/static")
     app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES

@@ -31,12 +31,12 @@ def run(args, glow):
     """Serves until interrupted."""
     state = build_state(args, glow)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    c = glow.config
-    print(f"serving {state.title}: {c.image_size}x{c.image_size}x{c.n_channels}, {len(state.names)} direction(s), "
-          f"{len(state.examples)} example(s) on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     try:
         server = waitress.create_server(create_app(state), host=args.host, port=args.port, threads=args.threads,
                                         ident="glow-tf")
     except OSError as e:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    c = glow.config
+    print(f"serving {state.title}: {c.image_size}x{c.image_size}x{c.n_channels}, {len(state.names)} direction(s), "
+          f"{len(state.examples)} example(s) on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     server.run()
