@@ -438,6 +438,15 @@ def test_page_temperature_zero_gives_one_image_for_any_seed(page, server, tmp_pa
     v = version(page)
     page.find_element("id", "random").click()
     assert settled(page, v) != shown[0]
+    # per-level temperatures behind the "advanced" toggle
+    page.find_element("id", "advanced").click()
+    assert page.find_element("id", "levels").is_displayed()
+    set_range(page, ".level-temperature", 0.3)  # the first (split) level; the top keeps 0.7
+    v = version(page)
+    page.find_element("id", "random").click()
+    want = ok(call(server, "/api/random", {"temperature": [0.3, 0.7], "seed": 2, "y": y}))["image"]
+    assert settled(page, v) == want
+    page.find_element("id", "advanced").click()
     page.find_element("css selector", "#examples img[data-k='0']").click()
     wait(page, "document.body.dataset.pending === '0'")
     page.save_screenshot(str(tmp_path / "demo.png"))
