@@ -4,6 +4,7 @@ import logging
 import os
 import sys
 
+import tensorflow as tf
 import waitress
 
 from glow_tf.checkpoint import find_checkpoint
@@ -20,19 +21,32 @@ def build_state(args, glow):
     logdir = args.logdir if args.logdir and os.path.isdir(args.logdir) else None
     checkpoint = args.restore_path or find_checkpoint(args.logdir, args.which)
     found, examples, labels, flags = prepare(glow, logdir, checkpoint, args.directions, args.data_dir,
-                                             class_dirs=not args.no_class_directions)
+                                             class_dirs=not args.no_class_directions, batch_size=args.batch_size)
     problem = flags.get("problem")
     name = os.path.basename(os.path.normpath(args.logdir or args.restore_path))
     title = f"Glow demo: {name}" + (f" ({problem})" if problem and problem != name else "")
     return DemoState(glow, found, examples, labels, align_default=args.align or problem == "celeba", title=title)
 
 
+def on_device(app, device):
+    """The WSGI app with every request run under `tf.device(device)` (a device scope is per thread,
+    and waitress answers on its own threads)."""
+
+    def wrapped(environ, start_response):
+        with tf.device(device):
+            return app(environ, start_response)
+    return wrapped
+
+
 def run(args, glow):
     """Serves until interrupted."""
     state = build_state(args, glow)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    app = create_app(state)
+    if args.cpu:
+        app.wsgi_app = on_device(app.wsgi_app, "/CPU:0")
     try:
-        server = waitress.create_server(create_app(state), host=args.host, port=args.port, threads=args.threads,
+        server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads,
                                         ident="glow-tf")
     except OSError as e:
         raise ValueError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None

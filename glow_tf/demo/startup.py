@@ -54,7 +54,7 @@ def run_test_data(flags, config, data_dir=None):
     return x, y.astype(np.int32)
 
 
-def class_directions(glow, x, y, cache_dir, checkpoint):
+def class_directions(glow, x, y, cache_dir, checkpoint, batch_size=64):
     """{"class c": direction} from labelled images (see the module docstring), cached per checkpoint."""
     cfg = glow.config
     n_y = cfg.n_y if cfg.ycond else int(y.max()) + 1
@@ -71,7 +71,7 @@ def class_directions(glow, x, y, cache_dir, checkpoint):
     present = [c for c in range(n_y) if np.any(y == c) and not np.all(y == c)]
     if not present:
         return {}
-    z = glow.encode(x, y if cfg.ycond else None, noise="centre", batch_size=256)
+    z = glow.encode(x, y if cfg.ycond else None, noise="centre", batch_size=batch_size)
     onehot = (y[:, None] == np.asarray(present)[None]).astype(np.int32)
     means = direction_ops.AttributeMeans(cfg.n_dims, [names[c] for c in present])
     means.update(z, onehot)
@@ -89,7 +89,7 @@ def class_directions(glow, x, y, cache_dir, checkpoint):
 
 
 def prepare(glow, logdir=None, checkpoint="", directions_file=None, data_dir=None, n_examples=8,
-            class_dirs=True):
+            class_dirs=True, batch_size=64):
     """(directions {name: [D]}, examples uint8 [N, H, W, C], their labels or None, the run's flags)."""
     cfg = glow.config
     flags = run_flags(logdir)
@@ -102,8 +102,8 @@ def prepare(glow, logdir=None, checkpoint="", directions_file=None, data_dir=Non
         examples, labels = x[:n_examples], y[:n_examples]
         if class_dirs and len(np.unique(y)) > 1:
             cache_dir = os.path.join(logdir, "demo") if logdir and os.path.isdir(logdir) else None
-            found.update(class_directions(glow, x, y, cache_dir, checkpoint))
+            found.update(class_directions(glow, x, y, cache_dir, checkpoint, batch_size))
     else:
         labels = (np.arange(n_examples) % cfg.n_y).astype(np.int32) if cfg.ycond else None
-        examples = glow.sample(n_examples, 0.7, labels, seed=0)
+        examples = glow.sample(n_examples, 0.7, labels, seed=0, batch_size=batch_size)
     return found, examples, labels, flags
