@@ -511,3 +511,28 @@ def test_an_unconditional_run_without_directions_or_data():
                                 ("/api/manipulate", {"id": answer["id"], "alphas": {}}, "(this run has no directions)")):
         r = client.post(path, json=body)
         assert r.status_code == 400 and message in r.get_json()["error"], r.get_json()
+
+
+def test_align_face_in_the_api(monkeypatch):
+    """A 64 px RGB model offers alignment: the upload is warped to the eyes' places, then resized;
+    without a face, a 422 asks to untick the box. (The eyes are given: a drawn face is no Haar face.)"""
+    from glow_tf.demo.app import DemoState, create_app  # noqa: PLC0415
+
+    config = glow_tf.GlowConfig(image_size=64, n_levels=2, depth=1, width=4, flow_coupling="additive")
+    model = glow_tf.Glow(config, seed=2)
+    model.initialize(np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8))
+    client = create_app(DemoState(model)).test_client()
+    assert client.get("/api/info").get_json()["can_align"]
+    eyes = ((120.0, 200.0), (230.0, 160.0))
+    face = synthetic_face(*eyes)
+
+    def post(image):
+        return client.post("/api/encode", data={"image": (io.BytesIO(png(image)), "f.png"), "align": "1"})
+
+    r = post(np.full((300, 300, 3), 128, np.uint8))
+    assert r.status_code == 422 and "no face found" in r.get_json()["error"]
+    monkeypatch.setattr(align, "find_eyes", lambda image: eyes if image.shape == face.shape else None)
+    answer = post(face).get_json()
+    want = img.centre_crop_resize(Image.fromarray(align.align_to_eyes(face, *eyes)), 64)
+    assert answer["aligned"] and answer["input"] == data_url(want)
+    assert answer["image"] == data_url(model.reconstruct(want, noise="centre")[0])
