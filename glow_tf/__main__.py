@@ -1,7 +1,7 @@
 """Command line for sampling and the latent-space tools: `python -m glow_tf COMMAND ...`, or
 `python sample.py [COMMAND] ...` (whose default command is `sample`).
 
-Commands: sample, encode, decode, reconstruct, interpolate, direction, manipulate, export. Each
+Commands: sample, encode, decode, reconstruct, interpolate, direction, manipulate, export, serve. Each
 loads a model in one of three ways:
   --logdir RUN                       a train.py run: its config.json and latest (--which best: best)
                                      checkpoint; --polyak loads the Polyak averages
@@ -27,7 +27,7 @@ from glow_tf import directions
 from glow_tf import images as img
 from glow_tf import latents
 
-COMMANDS = ("sample", "encode", "decode", "reconstruct", "interpolate", "direction", "manipulate", "export")
+COMMANDS = ("sample", "encode", "decode", "reconstruct", "interpolate", "direction", "manipulate", "export", "serve")
 
 
 def _log(args, message):
@@ -277,9 +277,29 @@ def cmd_direction(args, glow):
     _log(args, f"wrote {args.out}: {len(found)} direction(s), scale {args.scale:g}")
 
 
+def parse_attributes(texts):
+    """`--attr` values "NAME" or "NAME=WEIGHT" -> (names, float32 weights [A]; 1 when not given)."""
+    names, weights = [], []
+    for text in texts:
+        name, sep, weight = str(text).rpartition("=")
+        if not sep:
+            name, weight = weight, "1"
+        try:
+            value = float(weight)
+        except ValueError:
+            raise ValueError(f"--attr {text!r}: expected NAME or NAME=WEIGHT with a number as the weight") from None
+        if not name or not np.isfinite(value):
+            raise ValueError(f"--attr {text!r}: expected NAME or NAME=WEIGHT with a finite weight")
+        names.append(name)
+        weights.append(value)
+    return names, np.asarray(weights, np.float32)
+
+
 def cmd_manipulate(args, glow):
     cfg = glow.config
-    direction = directions.pick_direction(directions.load_directions(args.directions, cfg.n_dims), args.attr)
+    found = directions.load_directions(args.directions, cfg.n_dims)
+    names, weights = parse_attributes(args.attr)
+    direction = np.stack([directions.pick_direction(found, name) for name in names])  # [A, D]
     if args.alphas:
         alphas = np.asarray(args.alphas, np.float32)
     else:
@@ -287,13 +307,20 @@ def cmd_manipulate(args, glow):
     files, images = _load_inputs(args, glow, args.images)
     y = _labels_for(glow, parse_labels(args.y), len(images))
     z = glow.encode(images, y, batch_size=args.batch_size, **_noise_kwargs(args))
-    rows = glow.manipulate(z, direction, alphas, y, args.batch_size)  # [images, alphas, H, W, C]
+    # column k: z + alphas[k] * sum_a weights[a] * direction[a] (the demo's manipulate_all)
+    rows = glow.manipulate(z, direction, alphas[:, None] * weights[None], y, args.batch_size)  # [N, K, H, W, C]
     img.save_grid(rows.reshape(-1, *rows.shape[2:]), args.out, n_cols=len(alphas))
     if args.gif:
         img.save_gif(np.stack([img.strip(rows[:, k]) for k in range(len(alphas))]), args.gif, args.duration_ms,
                      bounce=True)
-    _log(args, f"wrote {args.out}{' and ' + args.gif if args.gif else ''}: {args.attr!r} at alphas "
+    _log(args, f"wrote {args.out}{' and ' + args.gif if args.gif else ''}: {' + '.join(args.attr)} at alphas "
                f"{', '.join(f'{a:g}' for a in alphas)} for {len(files)} image(s)")
+
+
+def cmd_serve(args, glow):
+    from glow_tf.demo import serve  # noqa: PLC0415 (Flask, waitress and OpenCV only for this command)
+
+    serve.run(args, glow)
 
 
 def cmd_export(args, glow):
@@ -388,11 +415,15 @@ def build_parser(prog=None):
     p.add_argument("--out", required=True, help="the .npz of directions")
     _encode_options(p)
 
-    p = sub.add_parser("manipulate", parents=common, help="move images along an attribute direction (a PNG strip)")
+    p = sub.add_parser("manipulate", parents=common,
+                       help="move images along one or several attribute directions (a PNG strip)")
     p.add_argument("images", nargs="+", help="image files or folders (one row each)")
     p.add_argument("--directions", required=True, help="an .npz of `direction`, or the demo's z_manipulate.npy")
-    p.add_argument("--attr", required=True, help="the direction's name or index")
-    p.add_argument("--alphas", nargs="+", type=float, help="alphas to decode z + alpha * direction at")
+    p.add_argument("--attr", required=True, nargs="+", action="extend", metavar="NAME[=WEIGHT]",
+                   help="direction names or indices, each with an optional weight (default 1); several move "
+                        "along their weighted sum (the demo's manipulate_all); repeatable")
+    p.add_argument("--alphas", nargs="+", type=float,
+                   help="alphas to decode z + alpha * sum(weight * direction) at")
     p.add_argument("--points", type=int, default=5,
                    help="without --alphas: the demo's manipulate_range, alphas -1 .. 1 (default 5 points)")
     p.add_argument("--range_scale", type=float, default=1.0, help="manipulate_range's scale (default 1)")
@@ -403,6 +434,18 @@ def build_parser(prog=None):
 
     p = sub.add_parser("export", parents=common, help="a SavedModel with encode, decode and sample signatures")
     p.add_argument("--out", required=True, help="the SavedModel folder")
+
+    p = sub.add_parser("serve", parents=common, help="the interactive demo: a web page and JSON API (docs/demo.md)")
+    p.add_argument("--directions", help="an .npz of `direction`, or the demo's z_manipulate.npy (its sliders)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=5050, help="port (default 5050, as the original)")
+    p.add_argument("--threads", type=int, default=4, help="request threads (default 4)")
+    p.add_argument("--align", action="store_true",
+                   help="tick the page's 'align face' box by default (RGB models of 64 px or more)")
+    p.add_argument("--data_dir", help="the run's data, if moved (default: the run's --data_dir); its test images are "
+                                      "the examples and, with labels, give the class directions")
+    p.add_argument("--no_class_directions", action="store_true",
+                   help="do not compute class directions from the run's labelled data")
     return parser
 
 

@@ -22,6 +22,11 @@ CELEBA_ATTRIBUTES = (
     "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young")
 
+# demo/model.py corrects its z_manipulate.npy when loading it: these two point the wrong way (their
+# slider moves towards "beard" and "old"), and Narrow_Eyes is too weak.
+DEMO_FLIPPED = ("No_Beard", "Young")
+DEMO_SCALED = {"Narrow_Eyes": 1.2}
+
 
 # --- moving along directions and projecting onto them (demo/model.py) -------------------------------
 def check_directions(directions, n_dims):
@@ -143,7 +148,9 @@ def save_directions(path, directions, names, scale=DEMO_SCALE, n_with=None, n_wi
 
 def load_directions(path, n_dims=None):
     """{name: direction [D]} from `save_directions`' .npz, or from a bare .npy [A, D] such as the
-    demo's z_manipulate.npy (named by CELEBA_ATTRIBUTES when A = 40, else "0", "1", ...).
+    demo's z_manipulate.npy (named by CELEBA_ATTRIBUTES when A = 40, else "0", "1", ...). A bare
+    [40, D] gets the corrections demo/model.py applies at load time: No_Beard and Young negated,
+    Narrow_Eyes times 1.2 (DEMO_FLIPPED, DEMO_SCALED).
 
     With `n_dims`, directions of another size are an error (they belong to another model).
     """
@@ -153,6 +160,12 @@ def load_directions(path, n_dims=None):
     if isinstance(data, np.ndarray):
         directions = data if data.ndim == 2 else data.reshape(1, -1)
         names = CELEBA_ATTRIBUTES if len(directions) == 40 else [str(i) for i in range(len(directions))]
+        if len(directions) == 40:
+            directions = np.array(directions, np.float32)
+            for name in DEMO_FLIPPED:
+                directions[CELEBA_ATTRIBUTES.index(name)] *= -1
+            for name, factor in DEMO_SCALED.items():
+                directions[CELEBA_ATTRIBUTES.index(name)] *= factor
     else:
         if "directions" not in data:
             raise ValueError(f"{path!r} holds no 'directions' array (keys: {sorted(data.files)})")

@@ -12,6 +12,7 @@
 #   PYTHON                     interpreter that creates the venv (default: python3; must be Python 3.11)
 #   GLOW_VENV                  the virtual environment (default: <repo>/.venv; the image uses /opt/venv)
 #   GLOW_SKIP_HOROVOD=1        install the requirements only; single-process training needs no Horovod
+#   GLOW_SKIP_BROWSER=1        do not apt-get install chromium + chromium-driver (the demo's browser tests)
 #   HOROVOD_GPU_OPERATIONS     unset (CPU build) or NCCL (GPU allreduce over NCCL; needs CUDA + libnccl-dev)
 #   HOROVOD_WITH_MPI           0 (default: Gloo only) or 1 (also the MPI controller; needs libopenmpi-dev)
 #   HOROVOD_BUILD_CUDA_CC_LIST and the other HOROVOD_* build variables pass through to Horovod's build.
@@ -69,6 +70,34 @@ else
     "$py" -m pip install --quiet -r requirements.txt
     echo "$want_reqs" > "$stamp"
 fi
+
+# --- the demo's browser (tests/test_demo.py) --------------------------------------------------------------
+# 2b. Debian's chromium + chromium-driver, which the demo's page tests drive through selenium. Installed with
+#     apt-get when missing, as root, where Debian's packages exist (Ubuntu only has snap wrappers: there, and
+#     without root or apt-get, a warning; the browser tests then skip, and fail under CI=true).
+#     Before the Horovod steps so that GLOW_SKIP_HOROVOD=1 installs it too; GLOW_SKIP_BROWSER=1 skips it.
+skip_browser="${GLOW_SKIP_BROWSER:-0}"
+case "$skip_browser" in
+    0 | 1) ;;
+    *) die "GLOW_SKIP_BROWSER=$skip_browser; expected 1 (do not install chromium) or 0" ;;
+esac
+browser_hint="the demo's browser tests will skip (and fail under CI=true)"
+if [ "$skip_browser" = "1" ]; then
+    log "GLOW_SKIP_BROWSER=1: chromium not installed; $browser_hint"
+elif command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    log "chromium and chromedriver already installed"
+elif [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null; then
+    log "warning: chromium or chromedriver is missing and apt-get cannot run here (needs root); $browser_hint"
+else
+    apt-get update -qq
+    if apt-cache show chromium chromium-driver >/dev/null 2>&1; then
+        log "installing Debian's chromium and chromium-driver (the demo's browser tests)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        log "warning: this system has no apt packages chromium and chromium-driver (Debian's); $browser_hint"
+    fi
+fi
+# --- end of the demo's browser ----------------------------------------------------------------------------
 
 if [ "$skip_horovod" = "1" ]; then
     log "GLOW_SKIP_HOROVOD=1: Horovod not built; single-process training only"

@@ -390,7 +390,9 @@ def test_directions_files(tmp_path):
     # the demo's z_manipulate.npy: [40, D], CelebA's attribute order
     np.save(tmp_path / "z_manipulate.npy", np.tile(np.arange(40, dtype=np.float32)[:, None], (1, 3)))
     demo = directions.load_directions(tmp_path / "z_manipulate.npy")
-    assert demo["Smiling"][0] == 31 and demo["Young"][0] == 39 and demo["Narrow_Eyes"][0] == 23
+    # with demo/model.py's load-time corrections: No_Beard and Young negated, Narrow_Eyes x 1.2
+    assert demo["Smiling"][0] == 31 and demo["Young"][0] == -39 and demo["No_Beard"][0] == -24
+    assert demo["Narrow_Eyes"][0] == pytest.approx(23 * 1.2) and demo["Male"][0] == 20
 
 
 def test_latent_files(tmp_path):
