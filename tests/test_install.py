@@ -1,7 +1,9 @@
 """Tests of the install infrastructure: scripts/install.sh, the Dockerfile (hadolint and its structure),
-.dockerignore, and the Horovod build that install.sh makes (check-build, a 2-process Gloo allreduce).
+.dockerignore, the Horovod build that install.sh makes (check-build, a 2-process Gloo allreduce), the GPU
+library check (scripts/check_gpu_libs.py), the GPU acceptance run on a CPU machine, and the cluster
+scripts in examples/ (shellcheck).
 
-No Docker engine is needed: the Dockerfile is linted and parsed, not built.
+No Docker engine, GPU or cluster is needed: the Dockerfile is linted and parsed, not built.
 """
 import functools
 import hashlib
@@ -302,10 +304,23 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
 
 # --- install.sh --------------------------------------------------------------------------------------------
 
-def test_shellcheck_passes_on_install_sh():
-    result = subprocess.run([_tool("shellcheck"), "--severity=style", str(INSTALL_SH)], capture_output=True,
+SHELL_SCRIPTS = [INSTALL_SH, REPO / "scripts" / "gpu_acceptance.sh", *sorted((REPO / "examples").glob("*.sh")),
+                 *sorted((REPO / "examples").glob("*.sbatch"))]
+
+
+def test_shellcheck_passes_on_every_shell_script():
+    assert len(SHELL_SCRIPTS) >= 5, SHELL_SCRIPTS  # install.sh, gpu_acceptance.sh, 2 sbatch, apptainer.sh
+    result = subprocess.run([_tool("shellcheck"), "--severity=style", *map(str, SHELL_SCRIPTS)], capture_output=True,
                             text=True)
     assert result.returncode == 0, f"shellcheck findings:\n{result.stdout}"
+
+
+def test_shellcheck_flags_a_bad_script(tmp_path):
+    """The linter is live: an unquoted variable and a useless cd are reported."""
+    bad = tmp_path / "bad.sbatch"
+    bad.write_text("#!/usr/bin/env bash\n#SBATCH --nodes=2\ncd $DIR\nsrun python $SCRIPT\n")
+    result = subprocess.run([_tool("shellcheck"), "--severity=style", str(bad)], capture_output=True, text=True)
+    assert result.returncode != 0 and "SC2086" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("name, value, expected", [
@@ -419,3 +434,32 @@ def test_two_process_gloo_allreduce(tmp_path):
     assert [(rank, size) for rank, size, _, _ in lines] == [("0", "2"), ("1", "2")], result.stdout
     for _, _, total, mean in lines:
         assert json.loads(total) == [3.0, 30.0] and json.loads(mean) == [1.5, 15.0]
+
+
+# --- the GPU acceptance run, on this CPU machine ----------------------------------------------------------
+
+GPU_PARTS = ("gpu", "libraries", "train_speed", "sampling", "memory", "horovod")
+CPU_PARTS = ("reference", "train_epoch")
+
+
+@pytest.mark.slow
+def test_gpu_acceptance_on_a_cpu_machine_skips_the_gpu_parts_and_passes_the_others():
+    """`bash scripts/gpu_acceptance.sh --quick` with no GPU visible: one JSON object; every GPU part says
+    skipped and why; the reference vectors hold to 1e-4 and one digits epoch lowers the test loss."""
+    env = {**os.environ, **QUIET_TF, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_acceptance.sh"), "--quick"], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, f"stdout must be one JSON object, got:\n{result.stdout[-2000:]}"
+    report = json.loads(lines[0])
+    assert set(report) == {"quick", "tensorflow", "passed", *GPU_PARTS, *CPU_PARTS}
+    for part in GPU_PARTS:
+        assert report[part]["status"] == "skipped" and "no GPU" in report[part]["reason"], (part, report[part])
+    for part in CPU_PARTS:
+        assert report[part]["status"] == "passed", (part, report[part])
+    reference = report["reference"]
+    assert len(reference["max_abs_error"]) >= 4 and max(reference["max_abs_error"].values()) <= 1e-4
+    epoch = report["train_epoch"]
+    assert epoch["test_loss_after_epoch"] < epoch["test_loss_after_init"]
+    assert report["passed"] is True and report["quick"] is True
