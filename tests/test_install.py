@@ -164,25 +164,42 @@ def test_tensorflow_wants_the_libraries_its_wheel_was_built_with():
     assert with_horovod["nccl"][0] == (2, 22, 3) and "horovod" in with_horovod["nccl"][1]
 
 
+# cuDNN of NVIDIA's `nvidia/cuda:<cuda>-cudnn-devel-ubuntu22.04` tags (NV_CUDNN_VERSION in their Dockerfiles),
+# for judging a Dockerfile that takes cuDNN from the tag instead of pinning it.
+CUDNN_OF_CUDNN_TAG = {"12.5.1": "9.2.1.18"}
+
+
+def _image_cuda_and_cudnn(text):
+    """(CUDA of the GPU base, cuDNN the GPU image gets): the pinned libcudnn<major>-cuda-12 package, or the
+    cuDNN a -cudnn- base tag ships."""
+    gpu = _stages(_instructions(text))["base-gpu"]
+    image = gpu[0][1].split()[0]
+    match = re.fullmatch(r"nvidia/cuda:(\d+\.\d+\.\d+)-(cudnn-)?devel-ubuntu22\.04", image)
+    assert match, f"GPU base {image}; expected nvidia/cuda:<cuda>[-cudnn]-devel-ubuntu22.04"
+    cuda = match.group(1)
+    pins = re.findall(r"\blibcudnn(\d+)-cuda-12=(\d+(?:\.\d+)+)-\d+", text)
+    assert len(pins) <= 1, f"the Dockerfile pins cuDNN more than once: {pins}"
+    if pins:
+        major, version = pins[0]
+        assert check_gpu_libs.parse_version(version)[0] == int(major), pins
+    else:
+        assert match.group(2), f"{image} has no cuDNN and the Dockerfile installs none"
+        assert cuda in CUDNN_OF_CUDNN_TAG, f"cuDNN of {image} unknown to this test; pin libcudnn9-cuda-12 instead"
+        version = CUDNN_OF_CUDNN_TAG[cuda]
+    return check_gpu_libs.parse_version(cuda), check_gpu_libs.parse_version(version), gpu
+
+
 def test_dockerfile_gpu_image_has_the_cuda_and_cudnn_tensorflow_was_built_with():
-    """The GPU base's CUDA is TensorFlow's; the cuDNN the image installs passes the build-time check against
-    TensorFlow's wanted cuDNN (the 9.2.1 that the 12.5.1-cudnn base tag ships does not); the compute
-    capabilities Horovod's kernels are built for are TensorFlow's; and the build runs the check."""
+    """The GPU base's CUDA is TensorFlow's; the image's cuDNN passes the build-time check against the cuDNN
+    TensorFlow was built with (the 12.5.1-cudnn base tag's 9.2.1 does not); the compute capabilities
+    Horovod's kernels are built for are TensorFlow's; and the build runs the check."""
     build = _tensorflow_build()
     wanted = check_gpu_libs.wanted_versions(build["info"], build["requires"])
     text = DOCKERFILE.read_text()
-    gpu = _stages(_instructions(text))["base-gpu"]
-    image = gpu[0][1].split()[0]
-    match = re.fullmatch(r"nvidia/cuda:(\d+\.\d+\.\d+)-devel-ubuntu22\.04", image)
-    assert match, f"GPU base {image}; expected nvidia/cuda:<cuda>-devel-ubuntu22.04 with cuDNN installed apart"
-    assert check_gpu_libs.parse_version(match.group(1)) == wanted["cuda_runtime"][0]
-    pins = re.findall(r"\blibcudnn(\d+)-cuda-12=(\d+(?:\.\d+)+)-\d+", text)
-    assert len(pins) == 1, "the Dockerfile must install exactly one pinned libcudnn<major>-cuda-12=<version>"
-    major, version = pins[0]
-    cudnn = check_gpu_libs.parse_version(version)
-    assert cudnn[0] == int(major)
-    assert check_gpu_libs.too_old("cuDNN", cudnn, wanted["cudnn"][0]) is None
-    assert check_gpu_libs.too_old("cuDNN", (9, 2, 1), wanted["cudnn"][0]) is not None
+    cuda, cudnn, gpu = _image_cuda_and_cudnn(text)
+    assert cuda == wanted["cuda_runtime"][0]
+    problem = check_gpu_libs.too_old("cuDNN", cudnn, wanted["cudnn"][0])
+    assert problem is None, problem
     env = _env(gpu)
     assert env.get("HOROVOD_GPU_OPERATIONS") == "NCCL"
     tf_ccs = sorted(int(re.sub(r"\D", "", cc)) for cc in build["info"]["cuda_compute_capabilities"])
