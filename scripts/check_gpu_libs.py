@@ -124,26 +124,31 @@ def _loaded_path(soname):
     return next((p for p in sorted(paths) if os.path.basename(p).startswith(base)), None)
 
 
+# library key -> (soname without the major version, version function, decoder). cudnnGetVersion returns the
+# version; the other two write it through an int pointer and return a status (0 = success).
+_VERSION_CALLS = {
+    "cuda_runtime": ("libcudart.so", "cudaRuntimeGetVersion", decode_cuda_runtime),
+    "cudnn": ("libcudnn.so", "cudnnGetVersion", decode_cudnn),
+    "nccl": ("libnccl.so", "ncclGetVersion", decode_nccl),
+}
+
+
 def load_version(key, major):
     """(version, path) of the library `key` as the loader finds it; OSError when it cannot be loaded."""
-    if key == "cuda_runtime":
-        soname = f"libcudart.so.{major}"
-        code = ctypes.c_int()
-        if ctypes.CDLL(soname).cudaRuntimeGetVersion(ctypes.byref(code)) != 0:
-            raise OSError(f"{soname}: cudaRuntimeGetVersion failed")
-        return decode_cuda_runtime(code.value), _loaded_path(soname)
+    if key not in _VERSION_CALLS:
+        raise ValueError(f"unknown library {key!r}; expected one of {sorted(_VERSION_CALLS)}")
+    base, function, decode = _VERSION_CALLS[key]
+    soname = f"{base}.{major}"
+    call = getattr(ctypes.CDLL(soname), function)
     if key == "cudnn":
-        soname = f"libcudnn.so.{major}"
-        get = ctypes.CDLL(soname).cudnnGetVersion
-        get.restype = ctypes.c_size_t
-        return decode_cudnn(get()), _loaded_path(soname)
-    if key == "nccl":
-        soname = f"libnccl.so.{major}"
-        code = ctypes.c_int()
-        if ctypes.CDLL(soname).ncclGetVersion(ctypes.byref(code)) != 0:
-            raise OSError(f"{soname}: ncclGetVersion failed")
-        return decode_nccl(code.value), _loaded_path(soname)
-    raise ValueError(f"unknown library {key!r}; expected one of {sorted(LIBRARIES)}")
+        call.restype = ctypes.c_size_t
+        code = call()
+    else:
+        out = ctypes.c_int()
+        if call(ctypes.byref(out)) != 0:
+            raise OSError(f"{soname}: {function} failed")
+        code = out.value
+    return decode(code), _loaded_path(soname)
 
 
 def check(wanted, load=load_version):

@@ -453,6 +453,37 @@ def test_two_process_gloo_allreduce(tmp_path):
         assert json.loads(total) == [3.0, 30.0] and json.loads(mean) == [1.5, 15.0]
 
 
+# Stand-ins for the three libraries, each exporting its real version function with the real signature.
+STUB_LIBRARIES = {
+    "libcudart.so.12": "int cudaRuntimeGetVersion(int *v) { *v = 12050; return 0; }",
+    "libcudnn.so.9": "unsigned long cudnnGetVersion(void) { return CUDNN; }",
+    "libnccl.so.2": "int ncclGetVersion(int *v) { *v = 22203; return 0; }",
+}
+
+
+@pytest.mark.slow
+def test_check_loads_the_libraries_by_soname_and_fails_on_an_old_cudnn(tmp_path):
+    """The script as the image build runs it, on stand-in libraries compiled here and found through the
+    loader's search path: CUDA 12.5 and NCCL 2.22.3 pass, a cuDNN reporting 9.2.1 fails the build."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the stand-in libraries")
+    for soname, source in STUB_LIBRARIES.items():
+        (tmp_path / "stub.c").write_text(source + "\n")
+        subprocess.run([cc, "-shared", "-fPIC", "-DCUDNN=90201UL", "-o", str(tmp_path / soname),
+                        str(tmp_path / "stub.c")], check=True)
+    env = {**os.environ, **QUIET_TF, "LD_LIBRARY_PATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "check_gpu_libs.py"), "--json"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {k: (r["found"], r["ok"], r["path"]) for k, r in report.items()} == {
+        "cuda_runtime": ("12.5", True, str(tmp_path / "libcudart.so.12")),
+        "cudnn": ("9.2.1", False, str(tmp_path / "libcudnn.so.9")),
+        "nccl": ("2.22.3", True, str(tmp_path / "libnccl.so.2"))}
+    assert "check_gpu_libs.py: error: cuDNN 9.2.1 is older than the 9.3.0 it was built against" in result.stderr
+
+
 # --- the GPU acceptance run, on this CPU machine ----------------------------------------------------------
 
 GPU_PARTS = ("gpu", "libraries", "train_speed", "sampling", "memory", "horovod")
