@@ -249,10 +249,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller digits model for the epoch (CI)")
     args = parser.parse_args(argv)
+    from glow_tf.distributed import Distributed  # noqa: PLC0415
+
     tf.config.experimental.enable_tensor_float_32_execution(False)  # the reference needs float32 matmuls
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        tf.config.experimental.set_memory_growth(gpu, True)
+    # GPU 0 only, with memory growth, as train.py pins a worker (its own pin_gpu call is then a no-op).
+    gpus = [gpu] if (gpu := Distributed().pin_gpu()) else []
     report = {"quick": args.quick, "tensorflow": tf.__version__}
     report["gpu"] = run_part("gpu", gpu_part, gpus)
     report["libraries"] = run_part("libraries", libraries_part, gpus)
