@@ -258,8 +258,10 @@ def test_init_allreduce_is_the_init_on_all_ranks_batches(tmp_path):
 @pytest.mark.slow
 def test_two_rank_step_is_one_step_on_the_concatenated_batch(step_run):
     """Each rank steps on its half of a fixed batch with fixed noise; one process steps on the whole
-    batch with the same noise. Mean gradients (Adamax's m1 = (1 - beta1) g), mean statistics and the
-    allreduced actnorm init agree to 1e-5; summed gradients would be twice as large."""
+    batch with the same noise. Mean gradients (Adamax's m1 = (1 - beta1) g), mean statistics, the
+    allreduced actnorm init and the weights after the step agree to 1e-5 (weights with a gradient
+    near Adamax's epsilon: to one step, see _assert_same_adamax_step); summed gradients would be twice
+    as large."""
     ranks = step_run
     x, y, init_noise, step_noise = worker.step_inputs(2)
     whole = worker.one_step(Distributed(), x, y, init_noise, step_noise)
@@ -270,7 +272,7 @@ def test_two_rank_step_is_one_step_on_the_concatenated_batch(step_run):
         np.testing.assert_allclose(rank["grad_norm"], whole["grad_norm"], atol=1e-5, rtol=0)
         grads, whole_grads = ([m / (1 - 0.9) for m in res["m1"]] for res in (rank, whole))
         assert_same_variables(grads, whole_grads, atol=1e-5, what=f"rank {r} gradient")
-        assert_same_variables(rank["params"], whole["params"], atol=1e-5, what=f"rank {r} weights")
+        _assert_same_adamax_step(rank["params"], whole["params"], whole_grads, what=f"rank {r} weights")
     assert_same_variables(ranks[1]["params"], ranks[0]["params"], what="rank 1 vs rank 0")
     assert whole["grad_norm"] > 1e-2  # the comparison is not between zeros
 
@@ -282,6 +284,22 @@ def test_a_nan_on_one_rank_skips_the_step_on_every_rank(step_run):
     skips the step that rank 1's NaN spoils, as rank 1 does (the step worker's second step)."""
     for r, rank in enumerate(step_run):
         assert rank["finite"] and not rank["second_finite"] and rank["second_unchanged"], r
+
+
+def _assert_same_adamax_step(params, expected, grads, what):
+    """Weights after one Adamax step from gradients that agree to 1e-5: equal to 1e-5 where |g| >= 1e-6.
+
+    Below that the step m1 / (m2 + 1e-8) = 0.1 g / (|g| + 1e-8) turns float32 round-off in g into a
+    relative change of the step (e.g. g = 2.41e-8 vs 2.56e-8 moves a weight by 1.2e-5 more at lr 0.01),
+    so those few weights are only held to one step's size (lr * 0.1 = 1e-3).
+    """
+    n_tiny = 0
+    for i, (p, e, g) in enumerate(zip(params, expected, grads)):
+        tiny = (np.abs(g) < 1e-6) & (g != 0)  # a zero gradient is no step on both sides
+        n_tiny += int(tiny.sum())
+        np.testing.assert_allclose(p[~tiny], e[~tiny], atol=1e-5, rtol=0, err_msg=f"{what} variable {i}")
+        np.testing.assert_allclose(p[tiny], e[tiny], atol=1e-3, rtol=0, err_msg=f"{what} variable {i} (|g| < 1e-6)")
+    assert n_tiny < 0.01 * sum(p.size for p in params), f"{what}: {n_tiny} near-zero gradients; the check is weak"
 
 
 def _single_error_line(output, rank, message):
