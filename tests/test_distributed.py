@@ -23,7 +23,8 @@ from data_loaders.digits import load_digits
 from glow_tf import Glow, GlowConfig
 from glow_tf.distributed import Distributed
 from glow_tf.optim import Optimizer, beta2_from
-from glow_tf.training import INIT_NOISE, RunState, make_train_step, stream_seed
+from glow_tf.seeds import INIT_NOISE, noise_seed
+from glow_tf.training import RunState, make_train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, "tests", "distributed_worker.py")
@@ -173,7 +174,7 @@ def test_init_is_rank0s_init_broadcast_to_every_rank(digits_run):
     init batch with its init noise, and broadcasts; rank 1's own weights and batch play no part."""
     x0, _ = init_batch(0)
     reference = Glow(digits_run["config"], seed=0 + 2 * SEED)
-    reference.initialize(x0, seed=stream_seed(0 + 2 * SEED, INIT_NOISE, 0))
+    reference.initialize(x0, seed=noise_seed(0 + 2 * SEED, INIT_NOISE, 0))
     expected = [v.numpy() for v in reference.variables]
     for r, rank in enumerate(digits_run["ranks"]):
         assert_same_variables(rank["after_build"], expected, atol=1e-6, what=f"rank {r} after init")
@@ -240,7 +241,7 @@ def test_init_allreduce_is_the_init_on_all_ranks_batches(tmp_path):
     for r in (0, 1):
         x, _ = init_batch(r)
         # rank r's dequantisation noise, the draw Glow.initialize makes with its seed
-        noises.append((reference.dequantize(x, seed=stream_seed(r + 2 * SEED, INIT_NOISE, 0))
+        noises.append((reference.dequantize(x, seed=noise_seed(r + 2 * SEED, INIT_NOISE, 0))
                        - reference.preprocess(x)).numpy())
         xs.append(x)
     reference.initialize(np.concatenate(xs), noise=np.concatenate(noises))
@@ -558,7 +559,7 @@ def test_only_dtypes_every_backend_carries_cross_the_wire(launcher_env):
     y = np.arange(4, dtype=np.int32)
     dist.broadcast_variables(glow.variables)
     with dist.allreduced_actnorm_init(glow):
-        glow.initialize(x, y, seed=stream_seed(1, INIT_NOISE, 0))
+        glow.initialize(x, y, seed=noise_seed(1, INIT_NOISE, 0))
     optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(10))
     state = RunState()
     variables = [*glow.variables, *optimizer.variables, *state.variables]
