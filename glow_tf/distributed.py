@@ -136,13 +136,12 @@ class Distributed:
       use_horovod: "auto" (Horovod when started as one of several workers, else single-process), True
         (require Horovod) or False (single process even under a launcher: refused when it started
         several workers, since they would all write the same logdir).
-      env: the environment to read the launcher from (default: os.environ).
     """
 
-    def __init__(self, use_horovod="auto", env=None):
+    def __init__(self, use_horovod="auto"):
         self.hvd = None
         try:
-            launch = detect_launch(env)
+            launch = detect_launch()
         except ValueError as e:
             raise RuntimeError(f"cannot tell how this process was started: {e}") from None
         if use_horovod is True or (use_horovod == "auto" and launch.several_workers):
