@@ -594,3 +594,26 @@ def test_a_variable_no_backend_can_carry_is_named(launcher_env):
     bad = tf.Variable(["a"], name="labels")
     with pytest.raises(ValueError, match="variable labels:0: cannot broadcast a string variable"):
         dist.broadcast_variables([tf.Variable([1.0]), bad])
+
+
+def test_init_allreduce_reaches_every_actnorm_and_changes_nothing_for_equal_workers(launcher_env):
+    """Under allreduced_actnorm_init each actnorm (those inside the coupling networks too) averages its
+    mean and then its variance over the workers: two allreduces apiece. With every worker holding the
+    same batch the average is the local value, so the init is bit for bit the single-process one."""
+    from glow_tf.bijectors.actnorm import ActNorm  # noqa: PLC0415
+
+    config = GlowConfig(image_size=8, n_levels=2, depth=2, width=8, flow_coupling="affine", learntop=True)
+    x = np.random.RandomState(0).randint(0, 256, size=(4, 8, 8, 3)).astype(np.uint8)
+    alone = Glow(config, seed=1)
+    alone.initialize(x, seed=noise_seed(1, INIT_NOISE, 0))
+    fake = FakeHorovod(2)
+    dist = _collective(launcher_env, fake)
+    together = Glow(config, seed=1)
+    with dist.allreduced_actnorm_init(together):
+        together.initialize(x, seed=noise_seed(1, INIT_NOISE, 0))
+    n_actnorms = sum(isinstance(m, ActNorm) for m in together.submodules)
+    assert n_actnorms > 2 * 2 and len(fake.wire) == 2 * n_actnorms
+    assert_same_variables([v.numpy() for v in together.variables], [v.numpy() for v in alone.variables])
+    fake.wire.clear()
+    Glow(config, seed=1).initialize(x, seed=noise_seed(1, INIT_NOISE, 0))  # outside the block: no collective
+    assert fake.wire == []
