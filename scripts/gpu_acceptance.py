@@ -4,7 +4,8 @@
 
 Parts, in order, each reported as {"status": "passed" | "failed" | "skipped", ...}:
   gpu          TensorFlow sees a GPU (its name and compute capability)
-  libraries    the CUDA runtime, cuDNN and NCCL loaded are at least TensorFlow's/Horovod's build versions
+  libraries    the CUDA runtime, cuDNN and NCCL loaded are at least TensorFlow's/Horovod's build versions;
+               the newest CUDA version the driver supports
   reference    the original release's reference vectors (tests/fixtures/original_glow) reproduced to 1e-4
                on the default device, TF32 off
   train_epoch  one train.py epoch on digits; the test loss after it is below the one after the init
@@ -19,6 +20,7 @@ Exit status: 0 when passed, 1 otherwise.
 """
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -107,7 +109,13 @@ def libraries_part(gpus):
     problems = [r["problem"] for r in reports.values() if not r["ok"]]
     if problems:
         raise RuntimeError("; ".join(problems))
-    return {key: {"found": r["found"], "wanted": r["wanted"], "path": r["path"]} for key, r in reports.items()}
+    result = {key: {"found": r["found"], "wanted": r["wanted"], "path": r["path"]} for key, r in reports.items()}
+    # The newest CUDA the driver supports (docs/cluster.md: CUDA 12.5.1 wants a 555+ driver).
+    driver = ctypes.c_int()
+    ctypes.CDLL(f"libcudart.so.{reports['cuda_runtime']['found'].split('.')[0]}").cudaDriverGetVersion(
+        ctypes.byref(driver))
+    result["driver_supports_cuda"] = check_gpu_libs.version_string(check_gpu_libs.decode_cuda_runtime(driver.value))
+    return result
 
 
 def reference_part():
