@@ -493,7 +493,7 @@ CPU_PARTS = ("reference", "train_epoch")
 @pytest.mark.slow
 def test_gpu_acceptance_on_a_cpu_machine_skips_the_gpu_parts_and_passes_the_others():
     """`bash scripts/gpu_acceptance.sh --quick` with no GPU visible: one JSON object; every GPU part says
-    skipped and why; the reference vectors hold to 1e-4 and one digits epoch lowers the test loss."""
+    skipped and why; the reference tests pass (vectors to 1e-4) and one digits epoch lowers the test loss."""
     env = {**os.environ, **QUIET_TF, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
     result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_acceptance.sh"), "--quick"], capture_output=True,
                             text=True, env=env, timeout=600)
@@ -506,8 +506,8 @@ def test_gpu_acceptance_on_a_cpu_machine_skips_the_gpu_parts_and_passes_the_othe
         assert report[part]["status"] == "skipped" and "no GPU" in report[part]["reason"], (part, report[part])
     for part in CPU_PARTS:
         assert report[part]["status"] == "passed", (part, report[part])
-    reference = report["reference"]
-    assert len(reference["max_abs_error"]) >= 4 and max(reference["max_abs_error"].values()) <= 1e-4
+    sets = [d for d in (REPO / "tests" / "fixtures" / "original_glow").iterdir() if (d / "hps.json").exists()]
+    assert report["reference"]["tests_passed"] > 4 * len(sets) >= 16  # bits, eps, decodes, sample per set
     epoch = report["train_epoch"]
     assert epoch["test_loss_after_epoch"] < epoch["test_loss_after_init"]
     assert report["passed"] is True and report["quick"] is True
