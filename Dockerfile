@@ -2,11 +2,21 @@
 #   GPU image (default): docker build -t glow-tf .
 #   CPU image:           docker build --build-arg DEVICE=cpu -t glow-tf:cpu .
 # Data is read from the /data volume, logs and checkpoints go to /logs; the default command runs the
-# quick tests. Multi-machine runs: start sshd in every container (see the README, "Docker").
+# quick tests. Multi-machine runs, Slurm and Apptainer: docs/cluster.md.
 ARG DEVICE=gpu
 
-# CUDA 12.5 + cuDNN 9: what the tensorflow 2.18.1 wheel was built against (tf.sysconfig.get_build_info()).
-FROM nvidia/cuda:12.5.1-cudnn-devel-ubuntu22.04 AS base-gpu
+# CUDA 12.5.1: what the tensorflow 2.18.1 wheel was built against (tf.sysconfig.get_build_info()). Not the
+# -cudnn- variant of this tag: it ships cuDNN 9.2.1, older than the 9.3.0 TensorFlow was built with (its
+# and-cuda extra pins nvidia-cudnn-cu12==9.3.0.75), and TensorFlow refuses an older cuDNN minor version at
+# the first convolution. The CUDA apt repository configured in the image keeps every cuDNN release, so
+# the exact pin below stays installable; it is held so that no later install moves it, and
+# scripts/check_gpu_libs.py checks what was installed at the end of the build.
+FROM nvidia/cuda:12.5.1-devel-ubuntu22.04 AS base-gpu
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libcudnn9-cuda-12=9.3.0.75-1 \
+    && apt-mark hold libcudnn9-cuda-12 \
+    && rm -rf /var/lib/apt/lists/*
 # The devel image ships libnccl2 + libnccl-dev matched to its CUDA (and held by apt-mark); Horovod's
 # NCCL build needs the headers, so stop here if a future tag drops them.
 RUN dpkg-query --show libnccl-dev libnccl2
@@ -25,7 +35,9 @@ ARG SSH_PORT=12345
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Python 3.11 from the deadsnakes PPA (Ubuntu 22.04 ships 3.10); a compiler, Open MPI and openssh for
-# Horovod's build and its multi-machine launcher.
+# Horovod's build and its multi-machine launcher; the InfiniBand/RoCE user-space libraries, without which
+# NCCL and Open MPI fall back to TCP between machines (the devices come from `docker run
+# --device=/dev/infiniband --cap-add=IPC_LOCK`, docs/cluster.md).
 # Apt packages are not pinned: Ubuntu's archive keeps only the newest build of each, so pins break the
 # build within weeks; the base image tags above are what is pinned.
 # hadolint ignore=DL3008
@@ -38,6 +50,7 @@ RUN apt-get update \
         build-essential ca-certificates \
         openmpi-bin libopenmpi-dev \
         openssh-client openssh-server \
+        libibverbs1 librdmacm1 ibverbs-providers \
     && rm -rf /var/lib/apt/lists/*
 
 # sshd for `horovodrun -H host1:8,host2:8 -p $SSH_PORT`: key-only root login on $SSH_PORT, keys mounted
@@ -70,6 +83,12 @@ RUN if [ -d /usr/local/cuda/lib64/stubs ]; then ldconfig /usr/local/cuda/lib64/s
     && PIP_NO_CACHE_DIR=1 scripts/install.sh \
     && ldconfig
 COPY . .
+# GPU image: the CUDA runtime, cuDNN and NCCL the loader finds must be at least the versions TensorFlow and
+# Horovod were built against. Needs no GPU; the stub libcuda again, for importing Horovod.
+ARG DEVICE
+RUN if [ "${DEVICE}" = gpu ]; then \
+        ldconfig /usr/local/cuda/lib64/stubs && python scripts/check_gpu_libs.py && ldconfig; \
+    fi
 
 VOLUME ["/data", "/logs"]
 CMD ["python", "-m", "pytest", "-q", "-m", "not slow", "tests"]

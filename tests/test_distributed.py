@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -20,8 +21,10 @@ import data_loaders
 import distributed_worker as worker
 from data_loaders.digits import load_digits
 from glow_tf import Glow, GlowConfig
-from glow_tf.distributed import Distributed, _chunks
-from glow_tf.training import INIT_NOISE, stream_seed
+from glow_tf.distributed import Distributed
+from glow_tf.optim import Optimizer, beta2_from
+from glow_tf.seeds import INIT_NOISE, noise_seed
+from glow_tf.training import RunState, make_train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, "tests", "distributed_worker.py")
@@ -29,8 +32,10 @@ HOROVODRUN = shutil.which("horovodrun", path=os.path.dirname(sys.executable)) or
 # One thread per rank: two ranks share the two cores.
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
        "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+# Every variable a launcher or scheduler sets that says which worker a process is.
 LAUNCHER_VARS = ("HOROVOD_RANK", "HOROVOD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK",
-                 "PMI_SIZE")
+                 "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_ID",
+                 "SLURM_JOB_ID")
 
 SEED = 3
 # test_train.py's tiny model; with 2 workers an epoch is ceil(256 / (64 * 2)) = 2 steps of 64 images each.
@@ -169,7 +174,7 @@ def test_init_is_rank0s_init_broadcast_to_every_rank(digits_run):
     init batch with its init noise, and broadcasts; rank 1's own weights and batch play no part."""
     x0, _ = init_batch(0)
     reference = Glow(digits_run["config"], seed=0 + 2 * SEED)
-    reference.initialize(x0, seed=stream_seed(0 + 2 * SEED, INIT_NOISE, 0))
+    reference.initialize(x0, seed=noise_seed(0 + 2 * SEED, INIT_NOISE, 0))
     expected = [v.numpy() for v in reference.variables]
     for r, rank in enumerate(digits_run["ranks"]):
         assert_same_variables(rank["after_build"], expected, atol=1e-6, what=f"rank {r} after init")
@@ -236,7 +241,7 @@ def test_init_allreduce_is_the_init_on_all_ranks_batches(tmp_path):
     for r in (0, 1):
         x, _ = init_batch(r)
         # rank r's dequantisation noise, the draw Glow.initialize makes with its seed
-        noises.append((reference.dequantize(x, seed=stream_seed(r + 2 * SEED, INIT_NOISE, 0))
+        noises.append((reference.dequantize(x, seed=noise_seed(r + 2 * SEED, INIT_NOISE, 0))
                        - reference.preprocess(x)).numpy())
         xs.append(x)
     reference.initialize(np.concatenate(xs), noise=np.concatenate(noises))
@@ -254,8 +259,10 @@ def test_init_allreduce_is_the_init_on_all_ranks_batches(tmp_path):
 @pytest.mark.slow
 def test_two_rank_step_is_one_step_on_the_concatenated_batch(step_run):
     """Each rank steps on its half of a fixed batch with fixed noise; one process steps on the whole
-    batch with the same noise. Mean gradients (Adamax's m1 = (1 - beta1) g), mean statistics and the
-    allreduced actnorm init agree to 1e-5; summed gradients would be twice as large."""
+    batch with the same noise. Mean gradients (Adamax's m1 = (1 - beta1) g), mean statistics, the
+    allreduced actnorm init and the weights after the step agree to 1e-5 (weights with a gradient
+    near Adamax's epsilon: to one step, see _assert_same_adamax_step); summed gradients would be twice
+    as large."""
     ranks = step_run
     x, y, init_noise, step_noise = worker.step_inputs(2)
     whole = worker.one_step(Distributed(), x, y, init_noise, step_noise)
@@ -266,7 +273,7 @@ def test_two_rank_step_is_one_step_on_the_concatenated_batch(step_run):
         np.testing.assert_allclose(rank["grad_norm"], whole["grad_norm"], atol=1e-5, rtol=0)
         grads, whole_grads = ([m / (1 - 0.9) for m in res["m1"]] for res in (rank, whole))
         assert_same_variables(grads, whole_grads, atol=1e-5, what=f"rank {r} gradient")
-        assert_same_variables(rank["params"], whole["params"], atol=1e-5, what=f"rank {r} weights")
+        _assert_same_adamax_step(rank["params"], whole["params"], whole_grads, what=f"rank {r} weights")
     assert_same_variables(ranks[1]["params"], ranks[0]["params"], what="rank 1 vs rank 0")
     assert whole["grad_norm"] > 1e-2  # the comparison is not between zeros
 
@@ -278,6 +285,22 @@ def test_a_nan_on_one_rank_skips_the_step_on_every_rank(step_run):
     skips the step that rank 1's NaN spoils, as rank 1 does (the step worker's second step)."""
     for r, rank in enumerate(step_run):
         assert rank["finite"] and not rank["second_finite"] and rank["second_unchanged"], r
+
+
+def _assert_same_adamax_step(params, expected, grads, what):
+    """Weights after one Adamax step from gradients that agree to 1e-5: equal to 1e-5 where |g| >= 1e-6.
+
+    Below that the step m1 / (m2 + 1e-8) = 0.1 g / (|g| + 1e-8) turns float32 round-off in g into a
+    relative change of the step (e.g. g = 2.41e-8 vs 2.56e-8 moves a weight by 1.2e-5 more at lr 0.01),
+    so those few weights are only held to one step's size (lr * 0.1 = 1e-3).
+    """
+    n_tiny = 0
+    for i, (p, e, g) in enumerate(zip(params, expected, grads)):
+        tiny = (np.abs(g) < 1e-6) & (g != 0)  # a zero gradient is no step on both sides
+        n_tiny += int(tiny.sum())
+        np.testing.assert_allclose(p[~tiny], e[~tiny], atol=1e-5, rtol=0, err_msg=f"{what} variable {i}")
+        np.testing.assert_allclose(p[tiny], e[tiny], atol=1e-3, rtol=0, err_msg=f"{what} variable {i} (|g| < 1e-6)")
+    assert n_tiny < 0.01 * sum(p.size for p in params), f"{what}: {n_tiny} near-zero gradients; the check is weak"
 
 
 def _single_error_line(output, rank, message):
@@ -373,13 +396,224 @@ def test_a_plain_process_is_one_worker_without_horovod(no_horovod):
         with dist.stop_together():
             raise SystemExit("train.py: bad flag")
     with pytest.raises(RuntimeError, match="Horovod is disabled"):
+        no_horovod.setenv("HOROVOD_RANK", "0")
         no_horovod.setenv("HOROVOD_SIZE", "2")
         Distributed(use_horovod=False)
 
 
-def test_broadcast_groups_cover_every_variable_once_in_order():
-    sizes = [3, 5, 1 << 5, 2, 40, 1, 1]
-    variables = [tf.Variable(tf.zeros([n])) for n in sizes]
-    chunks = list(_chunks(variables, 40))
-    assert [v for chunk in chunks for v in chunk] == variables
-    assert [[int(v.shape[0]) for v in c] for c in chunks] == [[3, 5, 32], [2], [40], [1, 1]]
+def test_broadcast_sends_few_collectives_for_many_variables(launcher_env):
+    """Variables travel in flat groups: 300 float32 and 4 int64/bool variables in two broadcasts, one per
+    wire dtype, not one per variable (thousands for the CIFAR-10 model with its optimiser)."""
+    fake = FakeHorovod(2)
+    dist = _collective(launcher_env, fake)
+    variables = [tf.Variable(tf.fill([i % 7 + 1], float(i))) for i in range(300)]
+    variables += [tf.Variable([3, 4], dtype=tf.int64), tf.Variable(True), tf.Variable([5], dtype=tf.int32),
+                  tf.Variable(False)]
+    expected = [v.numpy() for v in variables]
+    dist.broadcast_variables(variables)
+    assert sorted(dtype.name for _, dtype in fake.wire) == ["float32", "int64"]
+    for v, e in zip(variables, expected):
+        np.testing.assert_array_equal(v.numpy(), e)
+
+
+# --- launchers and schedulers, in-process with a stand-in horovod -------------------------------------
+class FakeHorovod(types.ModuleType):
+    """Stands in for horovod.tensorflow: a world of `size` workers in which this process is rank 0.
+
+    Collectives return their input (every worker holds the same values) unless `broadcast_result` is
+    given, and record the dtype of every tensor that would cross the wire.
+    """
+
+    Average = "Average"
+
+    def __init__(self, size, broadcast_result=None):
+        super().__init__("horovod.tensorflow")
+        self._size, self.initialised, self.wire = size, False, []
+        self._broadcast_result = broadcast_result
+
+    def init(self):
+        self.initialised = True
+
+    def size(self):
+        return self._size
+
+    def rank(self):
+        return 0
+
+    def local_rank(self):
+        return 0
+
+    def grouped_allreduce(self, tensors, op):
+        assert op == self.Average
+        self.wire.extend(("allreduce", t.dtype) for t in tensors)
+        return list(tensors)
+
+    def broadcast(self, tensor, root_rank):
+        self.wire.append(("broadcast", tensor.dtype))
+        return tensor if self._broadcast_result is None else self._broadcast_result(tensor)
+
+
+@pytest.fixture
+def launcher_env(monkeypatch):
+    """A clean launcher environment; install(size) makes `import horovod.tensorflow` give a FakeHorovod."""
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+    def install(size):
+        fake = FakeHorovod(size)
+        package = types.ModuleType("horovod")
+        package.tensorflow = fake
+        monkeypatch.setitem(sys.modules, "horovod", package)
+        monkeypatch.setitem(sys.modules, "horovod.tensorflow", fake)
+        return fake
+
+    return monkeypatch, install
+
+
+# (environment, size Horovod reports, expected world size or the start of the error).
+LAUNCHES = {
+    "plain process": ({}, None, 1),
+    "horovodrun": ({"HOROVOD_RANK": "1", "HOROVOD_SIZE": "4"}, 4, 4),
+    "mpirun (Open MPI)": ({"OMPI_COMM_WORLD_RANK": "3", "OMPI_COMM_WORLD_SIZE": "4"}, 4, 4),
+    "mpiexec (MPICH, Intel MPI)": ({"PMI_RANK": "2", "PMI_SIZE": "4"}, 4, 4),
+    "srun --mpi=pmix": ({"PMIX_RANK": "2", "SLURM_PROCID": "2", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4",
+                         "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "7"}, 4, 4),
+    "srun --mpi=pmix, Horovod not connected": ({"PMIX_RANK": "2", "SLURM_PROCID": "2", "SLURM_STEP_NUM_TASKS": "4"}, 1,
+                                               "PMIx started 4 workers (PMIX_RANK=2, SLURM_STEP_NUM_TASKS=4) but "
+                                               "Horovod sees 1"),
+    "prterun (PMIx without a size), rank 1 alone": ({"PMIX_RANK": "1"}, 1,
+                                                    "PMIx started this process as rank 1 (PMIX_RANK) but Horovod "
+                                                    "sees one worker"),
+    "plain srun, no MPI plugin": ({"SLURM_PROCID": "1", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4",
+                                   "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "7"}, 1,
+                                  "Slurm srun started 4 workers (SLURM_PROCID=1, SLURM_STEP_NUM_TASKS=4) but Horovod "
+                                  "sees 1"),
+    "plain srun, rank 0 also refuses": ({"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "2"}, 1,
+                                        "Slurm srun started 2 workers"),
+    # The batch script of `sbatch --ntasks=4` is one process: SLURM_PROCID=0 and the job's SLURM_NTASKS.
+    "python in an sbatch script": ({"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_JOB_ID": "7"}, None, 1),
+    "srun -n 1 (an interactive step)": ({"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "1", "SLURM_NTASKS": "1",
+                                         "SLURM_STEP_ID": "0", "SLURM_JOB_ID": "7"}, None, 1),
+    "mpirun inside an sbatch job": ({"OMPI_COMM_WORLD_RANK": "5", "OMPI_COMM_WORLD_SIZE": "8", "SLURM_PROCID": "1",
+                                     "SLURM_STEP_NUM_TASKS": "2", "SLURM_NTASKS": "8"}, 8, 8),
+    "horovodrun inside srun -n 1": ({"HOROVOD_RANK": "1", "HOROVOD_SIZE": "2", "SLURM_PROCID": "0",
+                                     "SLURM_STEP_NUM_TASKS": "1"}, 2, 2),
+    "a rank beyond the size": ({"OMPI_COMM_WORLD_RANK": "4", "OMPI_COMM_WORLD_SIZE": "4"}, 4,
+                               "cannot tell how this process was started: OMPI_COMM_WORLD_RANK=4 but "
+                               "OMPI_COMM_WORLD_SIZE=4"),
+    "a malformed size": ({"SLURM_PROCID": "0", "SLURM_STEP_NUM_TASKS": "four"}, 4,
+                         "cannot tell how this process was started: SLURM_STEP_NUM_TASKS='four'; expected an integer"),
+}
+
+
+@pytest.mark.parametrize("case", LAUNCHES)
+def test_every_launcher_starts_horovod_or_stops_with_a_reason(launcher_env, case):
+    """Each launcher's variables give Horovod's world, or one error when Horovod's world is not the one
+    the scheduler started; a plain process or an sbatch script trains alone without importing horovod."""
+    env, horovod_size, expected = LAUNCHES[case]
+    monkeypatch, install = launcher_env
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if horovod_size is None:
+        monkeypatch.setitem(sys.modules, "horovod.tensorflow", None)  # importing it would fail
+    else:
+        fake = install(horovod_size)
+    if isinstance(expected, str):
+        with pytest.raises(RuntimeError) as error:
+            Distributed()
+        assert str(error.value).startswith(expected), str(error.value)
+        return
+    dist = Distributed()
+    assert dist.size == expected
+    assert (dist.hvd is not None) == (expected > 1)
+    if expected > 1:
+        assert fake.initialised
+
+
+# --- what crosses the wire -----------------------------------------------------------------------------
+# The tensor dtypes each Horovod 0.28.1 backend carries (horovod/common/ops/nccl_operations.cc and
+# gloo_operations.cc, GetNCCLDataType / GetGlooDataType; MPI carries all of these).
+NCCL_DTYPES = {tf.uint8, tf.int8, tf.int32, tf.int64, tf.float16, tf.float32, tf.float64}
+GLOO_DTYPES = NCCL_DTYPES | {tf.uint16, tf.int16, tf.bool}
+
+
+def _collective(launcher_env, fake):
+    """A Distributed whose collectives go to `fake` (rank 0 of fake.size())."""
+    monkeypatch, _ = launcher_env
+    monkeypatch.setitem(sys.modules, "horovod.tensorflow", None)
+    dist = Distributed(use_horovod=False)
+    dist.hvd = fake
+    return dist
+
+
+def test_only_dtypes_every_backend_carries_cross_the_wire(launcher_env):
+    """train.py's collectives on a model with every kind of variable (float weights, int32 shuffle
+    indices, the actnorms' bool flags), its optimiser and its run counters (int64, float64): the
+    --init_allreduce init, the broadcast from rank 0 and a training step."""
+    fake = FakeHorovod(2)
+    dist = _collective(launcher_env, fake)
+    config = GlowConfig(image_size=8, n_levels=2, depth=1, width=8, flow_permutation="shuffle",
+                        flow_coupling="affine", learntop=True, ycond=True, n_y=10)
+    glow = Glow(config, seed=1)
+    x = np.random.RandomState(0).randint(0, 256, size=(4, 8, 8, 3)).astype(np.uint8)
+    y = np.arange(4, dtype=np.int32)
+    dist.broadcast_variables(glow.variables)
+    with dist.allreduced_actnorm_init(glow):
+        glow.initialize(x, y, seed=noise_seed(1, INIT_NOISE, 0))
+    optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(10))
+    state = RunState()
+    variables = [*glow.variables, *optimizer.variables, *state.variables]
+    assert {tf.bool, tf.int32, tf.int64, tf.float32, tf.float64} <= {v.dtype for v in variables}
+    dist.broadcast_variables(variables)
+    step = make_train_step(glow, optimizer, dist, seed=0)
+    step(tf.constant(x), tf.constant(y), tf.constant(0.001), tf.constant(0, tf.int64))
+    kinds = {kind for kind, _ in fake.wire}
+    assert kinds == {"broadcast", "allreduce"}, fake.wire
+    unsafe = sorted({(kind, dtype.name) for kind, dtype in fake.wire if dtype not in NCCL_DTYPES & GLOO_DTYPES})
+    assert not unsafe, f"collectives on dtypes NCCL or Gloo cannot carry: {unsafe}"
+    assert glow.is_initialized and all(bool(v) for v in glow.variables if v.dtype == tf.bool)
+
+
+def test_broadcast_gives_every_variable_roots_value_in_its_own_dtype(launcher_env):
+    """A stand-in broadcast that returns root's values (here: what was sent, plus one) reaches every
+    variable, whatever dtype it travelled in, and each variable keeps its dtype."""
+    fake = FakeHorovod(2, broadcast_result=lambda t: t + tf.ones_like(t))
+    dist = _collective(launcher_env, fake)
+    values = {tf.bool: [False, False], tf.int32: [1, -7], tf.int64: [2**40, 0], tf.float32: [0.5, -1.5],
+              tf.float64: [1e-300, 2.0], tf.uint8: [0, 254]}
+    variables = [tf.Variable(v, dtype=dtype) for dtype, v in values.items()]
+    dist.broadcast_variables(variables)
+    for variable, (dtype, sent) in zip(variables, values.items()):
+        assert variable.dtype == dtype
+        expected = [True, True] if dtype == tf.bool else np.array(sent, dtype.as_numpy_dtype) + 1
+        np.testing.assert_array_equal(variable.numpy(), expected, err_msg=dtype.name)
+
+
+def test_a_variable_no_backend_can_carry_is_named(launcher_env):
+    dist = _collective(launcher_env, FakeHorovod(2))
+    bad = tf.Variable(["a"], name="labels")
+    with pytest.raises(ValueError, match="variable labels:0: cannot broadcast a string variable"):
+        dist.broadcast_variables([tf.Variable([1.0]), bad])
+
+
+def test_init_allreduce_reaches_every_actnorm_and_changes_nothing_for_equal_workers(launcher_env):
+    """Under allreduced_actnorm_init each actnorm (those inside the coupling networks too) averages its
+    mean and then its variance over the workers: two allreduces apiece. With every worker holding the
+    same batch the average is the local value, so the init is bit for bit the single-process one."""
+    from glow_tf.bijectors.actnorm import ActNorm  # noqa: PLC0415
+
+    config = GlowConfig(image_size=8, n_levels=2, depth=2, width=8, flow_coupling="affine", learntop=True)
+    x = np.random.RandomState(0).randint(0, 256, size=(4, 8, 8, 3)).astype(np.uint8)
+    alone = Glow(config, seed=1)
+    alone.initialize(x, seed=noise_seed(1, INIT_NOISE, 0))
+    fake = FakeHorovod(2)
+    dist = _collective(launcher_env, fake)
+    together = Glow(config, seed=1)
+    with dist.allreduced_actnorm_init(together):
+        together.initialize(x, seed=noise_seed(1, INIT_NOISE, 0))
+    n_actnorms = sum(isinstance(m, ActNorm) for m in together.submodules)
+    assert n_actnorms > 2 * 2 and len(fake.wire) == 2 * n_actnorms
+    assert_same_variables([v.numpy() for v in together.variables], [v.numpy() for v in alone.variables])
+    fake.wire.clear()
+    Glow(config, seed=1).initialize(x, seed=noise_seed(1, INIT_NOISE, 0))  # outside the block: no collective
+    assert fake.wire == []

@@ -1,8 +1,11 @@
 """Tests of the install infrastructure: scripts/install.sh, the Dockerfile (hadolint and its structure),
-.dockerignore, and the Horovod build that install.sh makes (check-build, a 2-process Gloo allreduce).
+.dockerignore, the Horovod build that install.sh makes (check-build, a 2-process Gloo allreduce), the GPU
+library check (scripts/check_gpu_libs.py), the GPU acceptance run on a CPU machine, and the cluster
+scripts in examples/ (shellcheck).
 
-No Docker engine is needed: the Dockerfile is linted and parsed, not built.
+No Docker engine, GPU or cluster is needed: the Dockerfile is linted and parsed, not built.
 """
+import functools
 import hashlib
 import json
 import os
@@ -15,6 +18,8 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+import check_gpu_libs  # noqa: E402
 DOCKERFILE = REPO / "Dockerfile"
 INSTALL_SH = REPO / "scripts" / "install.sh"
 BIN = pathlib.Path(sys.executable).parent
@@ -135,26 +140,159 @@ def test_dockerfile_installs_only_through_install_sh():
         "the repo (COPY . ...) should be copied after the install, so code edits keep the Horovod layer")
 
 
-def test_dockerfile_gpu_base_matches_the_tensorflow_build():
-    """The CUDA/cuDNN of the GPU base image and the compute capabilities Horovod's kernels are built for are
-    those of the installed TensorFlow wheel (tf.sysconfig.get_build_info())."""
-    probe = ("import json, tensorflow as tf; info = tf.sysconfig.get_build_info(); "
-             "print(json.dumps({k: info[k] for k in ('cuda_version', 'cudnn_version', 'cuda_compute_capabilities')}))")
+@functools.lru_cache(maxsize=None)
+def _tensorflow_build():
+    """The installed TensorFlow's build info and its wheel's Requires-Dist (in a subprocess: no TF import here)."""
+    probe = ("import json, importlib.metadata as md, tensorflow as tf; info = tf.sysconfig.get_build_info(); "
+             "print(json.dumps({'info': {k: info[k] for k in ('cuda_version', 'cudnn_version', "
+             "'cuda_compute_capabilities')}, 'requires': md.requires('tensorflow')}))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env={**os.environ, **QUIET_TF})
     assert result.returncode == 0, result.stderr
-    info = json.loads(result.stdout.strip().splitlines()[-1])
-    stages = _stages(_instructions(DOCKERFILE.read_text()))
-    gpu = stages["base-gpu"]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_tensorflow_wants_the_libraries_its_wheel_was_built_with():
+    """The versions the build-time check asks for, read from the installed TensorFlow 2.18.1: CUDA 12.5.1
+    from its build info, cuDNN 9.3.0.75 and NCCL 2.21.5 from the pins of its and-cuda extra."""
+    build = _tensorflow_build()
+    wanted = check_gpu_libs.wanted_versions(build["info"], build["requires"])
+    assert {k: v for k, (v, _) in wanted.items()} == {"cuda_runtime": (12, 5, 1), "cudnn": (9, 3, 0, 75),
+                                                       "nccl": (2, 21, 5)}
+    # Horovod compiled against a newer NCCL than TensorFlow's pin raises the bar to that NCCL.
+    with_horovod = check_gpu_libs.wanted_versions(build["info"], build["requires"], horovod_nccl_code=22203)
+    assert with_horovod["nccl"][0] == (2, 22, 3) and "horovod" in with_horovod["nccl"][1]
+
+
+# cuDNN of NVIDIA's `nvidia/cuda:<cuda>-cudnn-devel-ubuntu22.04` tags (NV_CUDNN_VERSION in their Dockerfiles),
+# for judging a Dockerfile that takes cuDNN from the tag instead of pinning it.
+CUDNN_OF_CUDNN_TAG = {"12.5.1": "9.2.1.18"}
+
+
+def _image_cuda_and_cudnn(text):
+    """(CUDA of the GPU base, cuDNN the GPU image gets): the pinned libcudnn<major>-cuda-12 package, or the
+    cuDNN a -cudnn- base tag ships."""
+    gpu = _stages(_instructions(text))["base-gpu"]
     image = gpu[0][1].split()[0]
-    match = re.fullmatch(r"nvidia/cuda:(\d+\.\d+\.\d+)-cudnn-devel-ubuntu22\.04", image)
-    assert match, f"GPU base {image}; expected nvidia/cuda:<cuda>-cudnn-devel-ubuntu22.04"
-    assert match.group(1) == info["cuda_version"], f"base CUDA {match.group(1)} vs TensorFlow's {info['cuda_version']}"
-    assert info["cudnn_version"] == "9", "the cudnn tag of the base provides cuDNN 9; TensorFlow now wants another"
+    match = re.fullmatch(r"nvidia/cuda:(\d+\.\d+\.\d+)-(cudnn-)?devel-ubuntu22\.04", image)
+    assert match, f"GPU base {image}; expected nvidia/cuda:<cuda>[-cudnn]-devel-ubuntu22.04"
+    cuda = match.group(1)
+    pins = re.findall(r"\blibcudnn(\d+)-cuda-12=(\d+(?:\.\d+)+)-\d+", text)
+    assert len(pins) <= 1, f"the Dockerfile pins cuDNN more than once: {pins}"
+    if pins:
+        major, version = pins[0]
+        assert check_gpu_libs.parse_version(version)[0] == int(major), pins
+    else:
+        assert match.group(2), f"{image} has no cuDNN and the Dockerfile installs none"
+        assert cuda in CUDNN_OF_CUDNN_TAG, f"cuDNN of {image} unknown to this test; pin libcudnn9-cuda-12 instead"
+        version = CUDNN_OF_CUDNN_TAG[cuda]
+    return check_gpu_libs.parse_version(cuda), check_gpu_libs.parse_version(version), gpu
+
+
+def test_dockerfile_gpu_image_has_the_cuda_and_cudnn_tensorflow_was_built_with():
+    """The GPU base's CUDA is TensorFlow's; the image's cuDNN passes the build-time check against the cuDNN
+    TensorFlow was built with (the 12.5.1-cudnn base tag's 9.2.1 does not); the compute capabilities
+    Horovod's kernels are built for are TensorFlow's; and the build runs the check."""
+    build = _tensorflow_build()
+    wanted = check_gpu_libs.wanted_versions(build["info"], build["requires"])
+    text = DOCKERFILE.read_text()
+    cuda, cudnn, gpu = _image_cuda_and_cudnn(text)
+    assert cuda == wanted["cuda_runtime"][0]
+    problem = check_gpu_libs.too_old("cuDNN", cudnn, wanted["cudnn"][0])
+    assert problem is None, problem
     env = _env(gpu)
     assert env.get("HOROVOD_GPU_OPERATIONS") == "NCCL"
-    tf_ccs = sorted(int(re.sub(r"\D", "", cc)) for cc in info["cuda_compute_capabilities"])
+    tf_ccs = sorted(int(re.sub(r"\D", "", cc)) for cc in build["info"]["cuda_compute_capabilities"])
     assert sorted(int(cc) for cc in env["HOROVOD_BUILD_CUDA_CC_LIST"].split(",")) == tf_ccs
+    runs = [args for keyword, args in _instructions(text) if keyword == "RUN"]
+    install = next(i for i, args in enumerate(runs) if "scripts/install.sh" in args)
+    assert any("scripts/check_gpu_libs.py" in args for args in runs[install:]), (
+        "the build must check the CUDA/cuDNN/NCCL libraries after installing TensorFlow and Horovod")
+
+
+def test_dockerfile_installs_the_rdma_libraries_nccl_uses_between_machines():
+    installed = " ".join(args for keyword, args in _instructions(DOCKERFILE.read_text())
+                         if keyword == "RUN" and "apt-get install" in args).split()
+    missing = {"libibverbs1", "librdmacm1", "ibverbs-providers"} - set(installed)
+    assert not missing, f"the image lacks {sorted(missing)}: NCCL would fall back to TCP between machines"
+
+
+# --- scripts/check_gpu_libs.py: the version logic, with stand-in libraries --------------------------------
+
+@pytest.mark.parametrize("name, found, wanted, verdict", [
+    ("cuDNN", (9, 2, 1), (9, 3, 0, 75), "older than the 9.3.0"),  # the 12.5.1-cudnn image vs TensorFlow 2.18.1
+    ("cuDNN", (9, 3, 0), (9, 3, 0, 75), None),  # the libraries report no build number
+    ("cuDNN", (9, 10, 0), (9, 3, 0), None),  # numerically, not as text
+    ("cuDNN", (9, 3, 0), (9, 3, 1), "older than the 9.3.1"),  # the patch level counts
+    ("cuDNN", (10, 0, 0), (9, 3, 0), "another major version"),
+    ("cuDNN", (8, 9, 7), (9,), "another major version"),
+    ("CUDA runtime", (12, 5), (12, 5, 1), None),  # the runtime reports major.minor only
+    ("CUDA runtime", (12, 4), (12, 5, 1), "older than the 12.5"),
+    ("CUDA runtime", (12, 6), (12, 5, 1), None),
+    ("NCCL", (2, 21, 5), (2, 21, 5), None),
+    ("NCCL", (2, 21, 4), (2, 21, 5), "older than the 2.21.5"),
+    ("NCCL", (2, 9, 9), (2, 21, 5), "older than the 2.21.5"),
+])
+def test_library_version_comparison(name, found, wanted, verdict):
+    problem = check_gpu_libs.too_old(name, found, wanted)
+    if verdict is None:
+        assert problem is None, problem
+    else:
+        assert problem is not None and verdict in problem and name in problem, problem
+
+
+@pytest.mark.parametrize("decode, code, version", [
+    ("decode_cudnn", 90201, (9, 2, 1)), ("decode_cudnn", 90300, (9, 3, 0)), ("decode_cudnn", 91001, (9, 10, 1)),
+    ("decode_cudnn", 8907, (8, 9, 7)), ("decode_nccl", 22203, (2, 22, 3)), ("decode_nccl", 2708, (2, 7, 8)),
+    ("decode_nccl", 22105, (2, 21, 5)), ("decode_cuda_runtime", 12050, (12, 5)),
+    ("decode_cuda_runtime", 12060, (12, 6)),
+])
+def test_library_version_codes(decode, code, version):
+    """The integers the libraries return, as their headers define them (CUDNN_VERSION, NCCL_VERSION_CODE,
+    CUDART_VERSION)."""
+    assert getattr(check_gpu_libs, decode)(code) == version
+
+
+def test_parse_version_names_bad_text():
+    with pytest.raises(ValueError, match="version '9.x'; expected numbers separated by dots"):
+        check_gpu_libs.parse_version("9.x")
+
+
+WANTED = {"cuda_runtime": ((12, 5, 1), "build info"), "cudnn": ((9, 3, 0, 75), "pin"), "nccl": ((2, 21, 5), "pin")}
+
+
+def _loader(found):
+    """A stand-in for load_version: the versions in `found`; a missing key cannot be loaded."""
+    def load(key, major):
+        if key not in found:
+            raise OSError(f"lib{key}.so.{major}: cannot open shared object file")
+        return found[key], f"/usr/lib/lib{key}.so.{major}"
+    return load
+
+
+def test_check_passes_libraries_as_new_as_the_build(capsys):
+    found = {"cuda_runtime": (12, 5), "cudnn": (9, 3, 0), "nccl": (2, 22, 3)}
+    assert check_gpu_libs.main([], wanted=WANTED, load=_loader(found)) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.count(": ok") == 3
+
+
+def test_check_fails_the_build_on_the_cudnn_of_the_old_base_image(capsys):
+    found = {"cuda_runtime": (12, 5), "cudnn": (9, 2, 1), "nccl": (2, 22, 3)}
+    assert check_gpu_libs.main([], wanted=WANTED, load=_loader(found)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["check_gpu_libs.py: error: cuDNN 9.2.1 is older than the 9.3.0 it was built against; "
+                   "install cuDNN >= 9.3.0 with major version 9"]
+
+
+def test_check_fails_on_a_library_that_does_not_load(capsys):
+    found = {"cuda_runtime": (12, 5), "cudnn": (9, 3, 0)}
+    assert check_gpu_libs.main(["--json"], wanted=WANTED, load=_loader(found)) == 1
+    out = capsys.readouterr()
+    report = json.loads(out.out)
+    assert report["nccl"]["ok"] is False and report["cudnn"] == {
+        "wanted": "9.3.0.75", "wanted_because": "pin", "found": "9.3.0", "path": "/usr/lib/libcudnn.so.9", "ok": True}
+    assert "NCCL: cannot load it (libnccl.so.2: cannot open shared object file)" in out.err
 
 
 def test_dockerfile_cpu_variant_volumes_and_command():
@@ -183,10 +321,23 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
 
 # --- install.sh --------------------------------------------------------------------------------------------
 
-def test_shellcheck_passes_on_install_sh():
-    result = subprocess.run([_tool("shellcheck"), "--severity=style", str(INSTALL_SH)], capture_output=True,
+SHELL_SCRIPTS = [INSTALL_SH, REPO / "scripts" / "gpu_acceptance.sh", *sorted((REPO / "examples").glob("*.sh")),
+                 *sorted((REPO / "examples").glob("*.sbatch"))]
+
+
+def test_shellcheck_passes_on_every_shell_script():
+    assert len(SHELL_SCRIPTS) >= 5, SHELL_SCRIPTS  # install.sh, gpu_acceptance.sh, 2 sbatch, apptainer.sh
+    result = subprocess.run([_tool("shellcheck"), "--severity=style", *map(str, SHELL_SCRIPTS)], capture_output=True,
                             text=True)
     assert result.returncode == 0, f"shellcheck findings:\n{result.stdout}"
+
+
+def test_shellcheck_flags_a_bad_script(tmp_path):
+    """The linter is live: an unquoted variable and a useless cd are reported."""
+    bad = tmp_path / "bad.sbatch"
+    bad.write_text("#!/usr/bin/env bash\n#SBATCH --nodes=2\ncd $DIR\nsrun python $SCRIPT\n")
+    result = subprocess.run([_tool("shellcheck"), "--severity=style", str(bad)], capture_output=True, text=True)
+    assert result.returncode != 0 and "SC2086" in result.stdout, result.stdout
 
 
 @pytest.mark.parametrize("name, value, expected", [
@@ -300,3 +451,63 @@ def test_two_process_gloo_allreduce(tmp_path):
     assert [(rank, size) for rank, size, _, _ in lines] == [("0", "2"), ("1", "2")], result.stdout
     for _, _, total, mean in lines:
         assert json.loads(total) == [3.0, 30.0] and json.loads(mean) == [1.5, 15.0]
+
+
+# Stand-ins for the three libraries, each exporting its real version function with the real signature.
+STUB_LIBRARIES = {
+    "libcudart.so.12": "int cudaRuntimeGetVersion(int *v) { *v = 12050; return 0; }",
+    "libcudnn.so.9": "unsigned long cudnnGetVersion(void) { return CUDNN; }",
+    "libnccl.so.2": "int ncclGetVersion(int *v) { *v = 22203; return 0; }",
+}
+
+
+@pytest.mark.slow
+def test_check_loads_the_libraries_by_soname_and_fails_on_an_old_cudnn(tmp_path):
+    """The script as the image build runs it, on stand-in libraries compiled here and found through the
+    loader's search path: CUDA 12.5 and NCCL 2.22.3 pass, a cuDNN reporting 9.2.1 fails the build."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the stand-in libraries")
+    for soname, source in STUB_LIBRARIES.items():
+        (tmp_path / "stub.c").write_text(source + "\n")
+        subprocess.run([cc, "-shared", "-fPIC", "-DCUDNN=90201UL", "-o", str(tmp_path / soname),
+                        str(tmp_path / "stub.c")], check=True)
+    env = {**os.environ, **QUIET_TF, "LD_LIBRARY_PATH": str(tmp_path)}
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "check_gpu_libs.py"), "--json"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {k: (r["found"], r["ok"], r["path"]) for k, r in report.items()} == {
+        "cuda_runtime": ("12.5", True, str(tmp_path / "libcudart.so.12")),
+        "cudnn": ("9.2.1", False, str(tmp_path / "libcudnn.so.9")),
+        "nccl": ("2.22.3", True, str(tmp_path / "libnccl.so.2"))}
+    assert "check_gpu_libs.py: error: cuDNN 9.2.1 is older than the 9.3.0 it was built against" in result.stderr
+
+
+# --- the GPU acceptance run, on this CPU machine ----------------------------------------------------------
+
+GPU_PARTS = ("gpu", "libraries", "train_speed", "sampling", "memory", "horovod")
+CPU_PARTS = ("reference", "train_epoch")
+
+
+@pytest.mark.slow
+def test_gpu_acceptance_on_a_cpu_machine_skips_the_gpu_parts_and_passes_the_others():
+    """`bash scripts/gpu_acceptance.sh --quick` with no GPU visible: one JSON object; every GPU part says
+    skipped and why; the reference tests pass (vectors to 1e-4) and one digits epoch lowers the test loss."""
+    env = {**os.environ, **QUIET_TF, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_acceptance.sh"), "--quick"], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, f"stdout must be one JSON object, got:\n{result.stdout[-2000:]}"
+    report = json.loads(lines[0])
+    assert set(report) == {"quick", "tensorflow", "passed", *GPU_PARTS, *CPU_PARTS}
+    for part in GPU_PARTS:
+        assert report[part]["status"] == "skipped" and "no GPU" in report[part]["reason"], (part, report[part])
+    for part in CPU_PARTS:
+        assert report[part]["status"] == "passed", (part, report[part])
+    sets = [d for d in (REPO / "tests" / "fixtures" / "original_glow").iterdir() if (d / "hps.json").exists()]
+    assert report["reference"]["tests_passed"] > 4 * len(sets) >= 16  # bits, eps, decodes, sample per set
+    epoch = report["train_epoch"]
+    assert epoch["test_loss_after_epoch"] < epoch["test_loss_after_init"]
+    assert report["passed"] is True and report["quick"] is True

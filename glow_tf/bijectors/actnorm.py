@@ -1,7 +1,7 @@
 """Activation normalisation (Glow paper, sec. 3.1); ports openai tfops.actnorm."""
 import tensorflow as tf
 
-from glow_tf.bijectors.base import FlowBijector, ddi_active
+from glow_tf.bijectors.base import FlowBijector, ddi_active, reduce_statistics
 
 
 class ActNorm(FlowBijector):
@@ -32,10 +32,12 @@ class ActNorm(FlowBijector):
     def initialize(self, x, scale=1.0):
         """b = -mean(x), logs = log(scale / (std(x + b) + 1e-6)): tfops.actnorm_center/_scale, init=True.
 
-        Means and the (biased) std are over batch, height and width; 1e-6 is added to the std.
+        Means and the (biased) std are over batch, height and width; 1e-6 is added to the std. Both
+        means go through the active `statistics_reducer` (by default none), so that under Horovod they
+        can be averaged over workers: for equal batches, the init on all workers' batches together.
         """
-        mean = tf.reduce_mean(x, axis=[0, 1, 2], keepdims=True)
-        var = tf.reduce_mean(tf.square(x - mean), axis=[0, 1, 2], keepdims=True)
+        mean = reduce_statistics([tf.reduce_mean(x, axis=[0, 1, 2], keepdims=True)])[0]
+        var = reduce_statistics([tf.reduce_mean(tf.square(x - mean), axis=[0, 1, 2], keepdims=True)])[0]
         self.b.assign(-mean)
         self.logs_var.assign(tf.math.log(scale / (tf.sqrt(var) + 1e-6)) / self.logscale_factor)
         self.initialized.assign(True)

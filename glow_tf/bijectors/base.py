@@ -1,4 +1,4 @@
-"""The contract every Glow bijector follows, and the data-dependent-init switch."""
+"""The contract every Glow bijector follows, the data-dependent-init switch and its statistics reducer."""
 import contextlib
 
 import tensorflow as tf
@@ -44,9 +44,11 @@ class FlowBijector(tfb.Bijector):
 
 
 class _DataDependentInit:
-    """While active, every ActNorm that is not yet initialised sets itself from its input."""
+    """While active, every ActNorm that is not yet initialised sets itself from its input; `reduce`
+    turns the per-channel statistics of the local batch into those the init uses (None: unchanged)."""
 
     active = False
+    reduce = None
 
 
 @contextlib.contextmanager
@@ -61,3 +63,24 @@ def data_dependent_init():
 
 def ddi_active():
     return _DataDependentInit.active
+
+
+@contextlib.contextmanager
+def statistics_reducer(reduce):
+    """While active, ActNorm's init passes its per-channel batch means through `reduce`.
+
+    `reduce` maps a list of tensors (means over this process's batch) to a list of tensors of the same
+    shapes; with every worker's means averaged, the init sees the statistics of all workers' batches
+    together (distributed.Distributed.allreduced_actnorm_init). Eager only, like the init itself.
+    """
+    previous, _DataDependentInit.reduce = _DataDependentInit.reduce, reduce
+    try:
+        yield
+    finally:
+        _DataDependentInit.reduce = previous
+
+
+def reduce_statistics(means):
+    """`means` through the active statistics reducer; the same list when there is none."""
+    reduce = _DataDependentInit.reduce
+    return list(means) if reduce is None else list(reduce(list(means)))
