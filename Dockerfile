@@ -64,11 +64,12 @@ RUN mkdir -p /run/sshd /root/.ssh \
         "${SSH_PORT}" > /etc/ssh/sshd_config.d/glow-tf.conf \
     && printf 'Host *\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n' \
         > /etc/ssh/ssh_config.d/glow-tf.conf
-EXPOSE ${SSH_PORT}
+EXPOSE ${SSH_PORT} 5050
 
 # The same install as on a workstation, into a venv at /opt/venv. ENV (not ARG) so that re-running
 # scripts/install.sh in a container asks for the same build and finds it already there.
 ENV GLOW_VENV=/opt/venv \
+    GLOW_SKIP_BROWSER=1 \
     PYTHON=python3.11 \
     HOROVOD_WITH_MPI=1 \
     PATH=/opt/venv/bin:$PATH

@@ -275,7 +275,7 @@ def build_model(args, shape, config, data, dist, restore_kind, prefix):
         init_seed = noise_seed(seed, INIT_NOISE, 0)
         if args.init_allreduce and dist.size > 1:
             dist.broadcast_variables(glow.variables)
-            with dist.allreduced_actnorm_init(glow):
+            with dist.allreduced_actnorm_init():
                 glow.initialize(x, y if config.ycond else None, seed=init_seed)
         elif dist.is_chief:
             glow.initialize(x, y if config.ycond else None, seed=init_seed)

@@ -288,7 +288,7 @@ class Distributed:
 
     # --- data-dependent init over every worker's batch -------------------------------------------
     @contextlib.contextmanager
-    def allreduced_actnorm_init(self, glow=None):
+    def allreduced_actnorm_init(self):
         """While active, every actnorm initialises itself from the statistics of all workers' batches
         together (not in the original, which used rank 0's batch: train.py --init_allreduce).
 
@@ -296,7 +296,6 @@ class Distributed:
         mean over workers (two allreduces per actnorm): for equal-sized batches, exactly the init on
         the concatenation of the batches. Every worker must hold the same weights before the init pass
         (later actnorms see the outputs of earlier layers) and call `glow.initialize` inside the block.
-        `glow` is not needed (the reducer reaches every actnorm); it is accepted for existing callers.
         """
         if not self._collective:
             yield

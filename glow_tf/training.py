@@ -196,8 +196,10 @@ class Checkpoints:
             config.save(os.path.join(logdir, folder, CONFIG_NAME))
 
     def _save(self, which, step):
+        if not self.enabled:
+            return
         manager = self.managers[which]
-        if self.enabled and manager.latest_checkpoint != os.path.join(manager.directory, f"ckpt-{step}"):
+        if manager.latest_checkpoint != os.path.join(manager.directory, f"ckpt-{step}"):
             manager.save(checkpoint_number=step)
 
     def save_latest(self, step):

@@ -54,7 +54,7 @@ def one_step(dist, x, y, init_noise, step_noise, nan_on_rank=None):
     records that worker-wide decision (`second_finite`) and whether the weights stayed unchanged.
     """
     glow = Glow(STEP_CONFIG, seed=5)
-    with dist.allreduced_actnorm_init(glow):
+    with dist.allreduced_actnorm_init():
         glow.initialize(x, noise=init_noise)
     after_init = [v.numpy() for v in glow.variables]
     optimizer = Optimizer(glow.trainable_variables, beta2=0.99)

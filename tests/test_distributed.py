@@ -39,10 +39,7 @@ LAUNCHER_VARS = ("HOROVOD_RANK", "HOROVOD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_C
 
 SEED = 3
 # test_train.py's tiny model; with 2 workers an epoch is ceil(256 / (64 * 2)) = 2 steps of 64 images each.
-TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels", "2", "--depth", "2",
-        "--width", "16", "--n_train", "256", "--epochs_warmup", "1", "--epochs_full_valid", "2",
-        "--epochs_full_sample", "3", "--flow_coupling", "1", "--learntop", "--gradient_checkpointing", "0",
-        "--seed", str(SEED), "--n_batch_init", "128", "--keep_checkpoints", "5"]
+TINY = ["--config", "tiny", "--seed", str(SEED), "--keep_checkpoints", "5"]  # configs/tiny.py
 EPOCHS = 5  # epochs 1..4: 8 steps
 
 
@@ -558,7 +555,7 @@ def test_only_dtypes_every_backend_carries_cross_the_wire(launcher_env):
     x = np.random.RandomState(0).randint(0, 256, size=(4, 8, 8, 3)).astype(np.uint8)
     y = np.arange(4, dtype=np.int32)
     dist.broadcast_variables(glow.variables)
-    with dist.allreduced_actnorm_init(glow):
+    with dist.allreduced_actnorm_init():
         glow.initialize(x, y, seed=noise_seed(1, INIT_NOISE, 0))
     optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(10))
     state = RunState()
@@ -609,7 +606,7 @@ def test_init_allreduce_reaches_every_actnorm_and_changes_nothing_for_equal_work
     fake = FakeHorovod(2)
     dist = _collective(launcher_env, fake)
     together = Glow(config, seed=1)
-    with dist.allreduced_actnorm_init(together):
+    with dist.allreduced_actnorm_init():
         together.initialize(x, seed=noise_seed(1, INIT_NOISE, 0))
     n_actnorms = sum(isinstance(m, ActNorm) for m in together.submodules)
     assert n_actnorms > 2 * 2 and len(fake.wire) == 2 * n_actnorms
