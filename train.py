@@ -348,13 +348,13 @@ def samples(epoch, args):
 
 def main(argv=None):
     args = get_arguments(argv)
+    if args.elastic and os.environ.get("HOROVOD_ELASTIC") != "1":
+        raise SystemExit("train.py: --elastic 1 runs under an elastic horovodrun, e.g. horovodrun -np 2 --min-np 1 "
+                         "--max-np 4 --host-discovery-script discover.sh python train.py ... (docs/elastic.md)")
     try:
         dist = Distributed(use_horovod=True if args.elastic else "auto")
     except RuntimeError as e:  # launched by horovodrun/mpirun without a usable Horovod
         raise SystemExit(f"train.py: {e}") from None
-    if args.elastic and os.environ.get("HOROVOD_ELASTIC") != "1":
-        raise SystemExit("train.py: --elastic 1 runs under an elastic horovodrun, e.g. horovodrun -np 2 --min-np 1 "
-                         "--max-np 4 --host-discovery-script discover.sh python train.py ... (docs/elastic.md)")
 
     # --- Data, config, restore and logdir checks: what may fail on one worker only happens before
     # any collective, and a failure on any worker stops every worker with one line (with --elastic,

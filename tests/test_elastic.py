@@ -200,3 +200,12 @@ def test_data_position_continues_at_the_same_fraction_of_a_pass():
     assert position.start_batch(13, 1) == 22
     assert position.start_batch(13, 3) == math.ceil(22 / 3)
     assert position.start_batch(20, 3) == math.ceil(22 / 3) + 7
+
+
+def test_elastic_without_an_elastic_launcher_is_one_clear_line(monkeypatch):
+    import train  # noqa: PLC0415
+    monkeypatch.delenv("HOROVOD_ELASTIC", raising=False)
+    with pytest.raises(SystemExit) as stopped:
+        train.main(["--problem", "digits", "--elastic", "1"])
+    assert str(stopped.value.code).startswith("train.py: --elastic 1 runs under an elastic horovodrun, e.g. "), \
+        stopped.value.code
