@@ -574,11 +574,11 @@ def train_elastic(run, prefix):
 
     def train(elastic_state):
         dist = run.dist
-        run.shape = dataclasses.replace(run.shape, size=dist.size)
         run.resumed = elastic_state.resumed
-        dist.check_same(run_settings(args, run.shape, run.config))
         with dist.stop_together():
             run.data = load_data(args, dist)  # this worker's shard of the new world
+        run.shape = dataclasses.replace(run_shape(args, run.data, dist, run.config), train_its=run.shape.train_its)
+        dist.check_same(run_settings(args, run.shape, run.config))
         start = run.position.start_batch(int(state.step), dist.size)
         if dist.is_chief:
             print(f"elastic: {dist.size} worker(s) from step {int(state.step)} (epoch {int(state.epoch) + 1}, "

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from bijector_checks import perturb
 from glow_tf import Glow, GlowConfig, load_original_checkpoint, original_variable_map
+from test_train import ENV, REPO
+from test_train import TINY as TRAIN_TINY
 
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "original_glow")
 FOLDERS = sorted(f for f in os.listdir(REFERENCE_DIR) if os.path.isdir(os.path.join(REFERENCE_DIR, f)))
@@ -120,13 +122,8 @@ def test_checkpoint_round_trip_restores_weights_and_the_initialized_flags(tmp_pa
 
 
 # --- checked checkpoints: damaged files are detected, skipped (never deleted) and named ----------
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": ""}
-# tests/test_train.py's tiny model: 4 steps per epoch.
-TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels", "2", "--depth", "2",
-        "--width", "16", "--n_train", "256", "--epochs_warmup", "1", "--epochs_full_valid", "100",
-        "--epochs_full_sample", "100", "--flow_coupling", "1", "--learntop", "--gradient_checkpointing", "0",
-        "--seed", "3", "--n_batch_init", "128"]
+# test_train.py's tiny model (4 steps per epoch), without test passes or samples.
+TINY = [*TRAIN_TINY, "--epochs_full_valid", "100", "--epochs_full_sample", "100"]
 
 
 def _damage(prefix, how):
