@@ -10,12 +10,14 @@ in the paper, there on 8 GPUs):
 
 or by name, `python train.py --config cifar10` (configs/ holds one file per setting of the paper;
 flags given after it override it). Data-parallel over N workers: `horovodrun -np N python train.py
-...` (docs/cluster.md). `--resume` continues --logdir's run exactly; `--restore_path` also takes a
-TF1 checkpoint of the original release, to evaluate or fine-tune it.
+...` (docs/cluster.md); with `--elastic 1` under an elastic horovodrun, workers may leave and join
+while the run goes on (docs/elastic.md). `--resume` continues --logdir's run exactly from its newest
+intact checkpoint; `--restore_path` also takes a TF1 checkpoint of the original release, to evaluate
+or fine-tune it.
 
 Read top to bottom: the flags; the checks that may fail on one worker; the model (built and
 initialised from data, or restored); the outputs; the training loop with the original's cadence of
-evaluations, samples and checkpoints.
+evaluations, samples and checkpoints; the same loop under Horovod's elastic API.
 """
 import argparse
 import contextlib
