@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 import data_loaders
 from glow_tf import Glow, GlowConfig
-from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, load_original_checkpoint
+from glow_tf.checkpoint import (CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, list_checkpoints,
+                                load_original_checkpoint)
 from glow_tf.distributed import Distributed, peer_stopped
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
 from glow_tf.seeds import INIT_NOISE, TEST_NOISE, noise_seed
@@ -183,7 +184,7 @@ def restore_source(args):
     """What to restore: --restore_path, or with --resume --logdir when it holds a checkpoint ("" for none)."""
     if args.restore_path:
         return args.restore_path
-    if args.resume and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
+    if args.resume and list_checkpoints(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
         return args.logdir
     return ""
 
@@ -371,7 +372,7 @@ def main(argv=None):
         shape = run_shape(args, data, dist, config)
         restore_kind, prefix = resolve_restore(args, config) if dist.is_chief else (None, None)
         if (dist.is_chief and restore_kind != "run"
-                and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"]))):
+                and list_checkpoints(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"]))):
             raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --resume (or "
                              f"--restore_path {args.logdir}) or choose another --logdir")
         if args.elastic:

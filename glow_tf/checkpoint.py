@@ -197,7 +197,10 @@ def list_checkpoints(folder):
     """The checkpoint prefixes in `folder`, newest first: those the folder's `checkpoint` state file
     names and any other `*.index` there (a state file lost or behind), ordered by step number."""
     prefixes = set()
-    state = tf.train.get_checkpoint_state(folder)
+    try:
+        state = tf.train.get_checkpoint_state(folder)
+    except Exception:  # noqa: BLE001 (a garbled state file: the *.index files below still count)
+        state = None
     if state is not None:
         for p in state.all_model_checkpoint_paths:
             prefixes.add(p if os.path.isabs(p) else os.path.join(folder, p))

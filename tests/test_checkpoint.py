@@ -185,6 +185,16 @@ def test_each_damage_is_detected_with_or_without_manifest(two_checkpoints, tmp_p
     assert find_checkpoint(str(run)) == str(run / "checkpoints" / "ckpt-4")
 
 
+def test_a_garbled_or_missing_state_file_still_finds_the_checkpoints(two_checkpoints, tmp_path):
+    from glow_tf.checkpoint import find_checkpoint  # noqa: PLC0415
+    run = tmp_path / "run"
+    shutil.copytree(two_checkpoints[0], run)
+    (run / "checkpoints" / "checkpoint").write_bytes(b"\x00garbled{{")
+    assert find_checkpoint(str(run)) == str(run / "checkpoints" / "ckpt-8")
+    (run / "checkpoints" / "checkpoint").unlink()
+    assert find_checkpoint(str(run)) == str(run / "checkpoints" / "ckpt-8")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncated_data", "flipped_byte"])  # a size check, a sha256 check; every kind
 def test_resume_falls_back_to_the_previous_intact_checkpoint(two_checkpoints, tmp_path, capfd, how):
