@@ -210,10 +210,11 @@ class Checkpoints:
         manager = self.managers[which] if self.enabled else None
         if manager is None or manager.latest_checkpoint == os.path.join(manager.directory, f"ckpt-{step}"):
             return
+        kept = set(manager.checkpoints)
         write_manifest(manager.save(checkpoint_number=step))
-        for manifest in tf.io.gfile.glob(os.path.join(manager.directory, "*" + MANIFEST_SUFFIX)):
-            if not os.path.exists(manifest[:-len(MANIFEST_SUFFIX)] + ".index"):  # its checkpoint was rotated out
-                os.remove(manifest)
+        for prefix in kept - set(manager.checkpoints):  # deleted by the manager (max_to_keep): its manifest too
+            if os.path.exists(prefix + MANIFEST_SUFFIX) and not os.path.exists(prefix + ".index"):
+                os.remove(prefix + MANIFEST_SUFFIX)
 
     def save_latest(self, step):
         """Saves the run at `step` unless that step is already the latest checkpoint."""

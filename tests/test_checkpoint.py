@@ -258,3 +258,18 @@ def test_sample_py_falls_back_or_names_the_damaged_files(two_checkpoints, tmp_pa
     lines = [line for line in done.stderr.splitlines() if "error:" in line]  # TF's start-up noise aside
     assert len(lines) == 1 and "no intact checkpoint" in lines[0] and "ckpt-4.data-00000-of-00001 does not match" \
         in lines[0] and "ckpt-8" in lines[0], done.stderr
+
+
+def test_manifests_follow_the_managers_rotation(tmp_path):
+    """Each save writes ckpt-N.sha256.json; when max_to_keep drops a checkpoint its manifest goes too."""
+    from glow_tf.training import Checkpoints  # noqa: PLC0415
+    checkpoints = Checkpoints(str(tmp_path), tf.train.Checkpoint(v=tf.Variable(1.0)),
+                              GlowConfig(image_size=8, n_levels=1, depth=1, width=4), keep=2)
+    for step in (1, 2, 3):
+        checkpoints.save_latest(step)
+    names = sorted(os.listdir(tmp_path / "checkpoints"))
+    assert [n for n in names if n.endswith(".sha256.json")] == ["ckpt-2.sha256.json", "ckpt-3.sha256.json"], names
+    with open(tmp_path / "checkpoints" / "ckpt-3.sha256.json") as f:
+        files = json.load(f)["files"]
+    assert sorted(files) == ["ckpt-3.data-00000-of-00001", "ckpt-3.index"]
+    assert files["ckpt-3.index"]["bytes"] == os.path.getsize(tmp_path / "checkpoints" / "ckpt-3.index")
