@@ -10,12 +10,14 @@ in the paper, there on 8 GPUs):
 
 or by name, `python train.py --config cifar10` (configs/ holds one file per setting of the paper;
 flags given after it override it). Data-parallel over N workers: `horovodrun -np N python train.py
-...` (docs/cluster.md). `--resume` continues --logdir's run exactly; `--restore_path` also takes a
-TF1 checkpoint of the original release, to evaluate or fine-tune it.
+...` (docs/cluster.md); with `--elastic 1` under an elastic horovodrun, workers may leave and join
+while the run goes on (docs/elastic.md). `--resume` continues --logdir's run exactly from its newest
+intact checkpoint; `--restore_path` also takes a TF1 checkpoint of the original release, to evaluate
+or fine-tune it.
 
 Read top to bottom: the flags; the checks that may fail on one worker; the model (built and
 initialised from data, or restored); the outputs; the training loop with the original's cadence of
-evaluations, samples and checkpoints.
+evaluations, samples and checkpoints; the same loop under Horovod's elastic API.
 """
 import argparse
 import contextlib
@@ -31,7 +33,8 @@ from tqdm import tqdm
 
 import data_loaders
 from glow_tf import Glow, GlowConfig
-from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, load_original_checkpoint
+from glow_tf.checkpoint import (CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, list_checkpoints,
+                                load_original_checkpoint)
 from glow_tf.distributed import Distributed, peer_stopped
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
 from glow_tf.seeds import INIT_NOISE, noise_seed
@@ -129,6 +132,12 @@ def build_parser():
     parser.add_argument("--init_allreduce", type=int, default=0,
                         help="Data-parallel runs: initialise each actnorm from the mean and variance over every "
                              "worker's init batch (1), instead of rank 0's batch as the original (0)")
+    parser.add_argument("--elastic", type=int, default=0,
+                        help="Horovod elastic training (1): workers may leave or join a run started with "
+                             "horovodrun --min-np/--max-np/--host-discovery-script; see docs/elastic.md")
+    parser.add_argument("--elastic_commit_steps", type=int, default=100,
+                        help="With --elastic 1: steps between in-memory commits (and at every epoch end); a "
+                             "lost worker costs at most the steps since the last commit")
     return parser
 
 
@@ -155,7 +164,8 @@ def check_arguments(parser, args):
     if args.optimizer not in ("adam", "adamax"):
         parser.error(f"--optimizer {args.optimizer!r}: expected adam or adamax (the original's adam2 is not ported)")
     for name in ("epochs", "n_train", "n_batch_train", "n_batch_init", "anchor_size", "epochs_full_valid",
-                 "epochs_full_sample", "epochs_checkpoint", "keep_checkpoints", "max_nonfinite_steps"):
+                 "epochs_full_sample", "epochs_checkpoint", "keep_checkpoints", "max_nonfinite_steps",
+                 "elastic_commit_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} {getattr(args, name)}: expected a positive integer")
     if args.epochs_warmup < 0:
@@ -164,13 +174,17 @@ def check_arguments(parser, args):
         parser.error(f"--image_size {args.image_size}: expected a power of two (or -1 for the problem's default)")
     if args.inference and not restore_source(args):
         parser.error("--inference needs --restore_path (the original silently encoded with an untrained model)")
+    if args.elastic not in (0, 1):
+        parser.error(f"--elastic {args.elastic}: expected 0 or 1")
+    if args.elastic and (args.inference or args.init_allreduce):
+        parser.error(f"--elastic 1 trains; it does not combine with --{'inference' if args.inference else 'init_allreduce 1'}")
 
 
 def restore_source(args):
     """What to restore: --restore_path, or with --resume --logdir when it holds a checkpoint ("" for none)."""
     if args.restore_path:
         return args.restore_path
-    if args.resume and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
+    if args.resume and list_checkpoints(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"])):
         return args.logdir
     return ""
 
@@ -254,13 +268,16 @@ def build_model(args, shape, config, data, dist, restore_kind, prefix):
     """(glow, optimizer, state, resumed): a fresh, initialised model or one restored from --restore_path.
 
     `restore_kind` ("run", "original" or None) is the same on every worker; only the chief reads the
-    checkpoint (`prefix` is None elsewhere) and every worker ends with the chief's variables.
+    checkpoint (`prefix` is None elsewhere) and every worker ends with the chief's variables. With
+    --elastic the workers call no collective here (a worker joining later could not take part): the
+    chief's variables reach the others when the elastic loop first syncs.
     """
     state = RunState()
     seed = worker_seed(args, dist)
+    together = contextlib.nullcontext if args.elastic else dist.stop_together
     glow = None
     if restore_kind == "original":
-        with dist.stop_together():
+        with together():
             if dist.is_chief:
                 try:
                     glow = load_original_checkpoint(prefix, config)
@@ -283,7 +300,7 @@ def build_model(args, shape, config, data, dist, restore_kind, prefix):
     optimizer = Optimizer(glow.trainable_variables, kind=args.optimizer, beta1=args.beta1,
                           beta2=beta2_from(shape.train_its, args.polyak_epochs), weight_decay=args.weight_decay)
     if restore_kind == "run":
-        with dist.stop_together():
+        with together():
             if dist.is_chief:
                 try:
                     tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state).restore(
@@ -292,7 +309,8 @@ def build_model(args, shape, config, data, dist, restore_kind, prefix):
                     raise SystemExit(f"train.py: --restore_path: cannot restore {prefix!r} with these flags "
                                      f"({type(e).__name__}: {str(e).splitlines()[0]})") from None
     # Every worker continues from the chief's weights, optimiser state and counters.
-    dist.broadcast_variables([*glow.variables, *optimizer.variables, *state.variables])
+    if not args.elastic:
+        dist.broadcast_variables([*glow.variables, *optimizer.variables, *state.variables])
     return glow, optimizer, state, restore_kind == "run"
 
 
@@ -333,14 +351,18 @@ def samples(epoch, args):
 
 def main(argv=None):
     args = get_arguments(argv)
+    if args.elastic and os.environ.get("HOROVOD_ELASTIC") != "1":
+        raise SystemExit("train.py: --elastic 1 runs under an elastic horovodrun, e.g. horovodrun -np 2 --min-np 1 "
+                         "--max-np 4 --host-discovery-script discover.sh python train.py ... (docs/elastic.md)")
     try:
-        dist = Distributed()
+        dist = Distributed(use_horovod=True if args.elastic else "auto")
     except RuntimeError as e:  # launched by horovodrun/mpirun without a usable Horovod
         raise SystemExit(f"train.py: {e}") from None
 
     # --- Data, config, restore and logdir checks: what may fail on one worker only happens before
-    # any collective, and a failure on any worker stops every worker with one line ---------------
-    with dist.stop_together():
+    # any collective, and a failure on any worker stops every worker with one line (with --elastic,
+    # where a joining worker runs this alone, each worker stops by itself) ------------------------
+    with contextlib.nullcontext() if args.elastic else dist.stop_together():
         try:
             dist.pin_gpu()
         except RuntimeError as e:
@@ -350,11 +372,14 @@ def main(argv=None):
         shape = run_shape(args, data, dist, config)
         restore_kind, prefix = resolve_restore(args, config) if dist.is_chief else (None, None)
         if (dist.is_chief and restore_kind != "run"
-                and tf.train.latest_checkpoint(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"]))):
+                and list_checkpoints(os.path.join(args.logdir, CHECKPOINT_DIRS["latest"]))):
             raise SystemExit(f"train.py: {args.logdir!r} already holds a run; resume it with --resume (or "
                              f"--restore_path {args.logdir}) or choose another --logdir")
-    dist.check_same(run_settings(args, shape, config))
-    restore_kind = dist.broadcast_object(restore_kind)
+        if args.elastic:
+            shape = elastic_shape(args, shape, dist, fresh=dist.is_chief and restore_kind != "run")
+    if not args.elastic:
+        dist.check_same(run_settings(args, shape, config))
+        restore_kind = dist.broadcast_object(restore_kind)
     seed = worker_seed(args, dist)
     tf.random.set_seed(seed)
     np.random.seed(seed)
@@ -373,38 +398,89 @@ def main(argv=None):
         config.save(os.path.join(args.logdir, CONFIG_NAME))
     if args.inference:
         return infer(glow, data, args, dist, seed)
+    run = Run(args, dist, config, shape, data, glow, optimizer, state, resumed)
+    if args.elastic:
+        return train_elastic(run, prefix if restore_kind == "run" else None)
 
-    # --- Outputs: logs, TensorBoard, console, checkpoints (rank 0 only) -----------------------
-    hps = {**vars(args), **dataclasses.asdict(shape)}
-    reporter = Reporter(args.logdir, hps, resume_epoch=int(state.epoch) if resumed else None, enabled=dist.is_chief,
-                        classifier=config.has_classifier)
-    checkpoints = Checkpoints(args.logdir, tf.train.Checkpoint(model=glow, optimizer=optimizer, progress=state),
-                              config, args.keep_checkpoints, enabled=dist.is_chief)
-    train_step = make_train_step(glow, optimizer, dist, seed, jit=bool(args.jit))
+    # --- Outputs (rank 0 only), the compiled steps, the epochs --------------------------------
+    reporter, checkpoints = open_outputs(run, resume_epoch=int(state.epoch) if resumed else None)
+    train_loop(run, reporter, checkpoints, EpochProgress(), start_batch=int(state.step))
+    reporter.close()
+    return glow
+
+
+@dataclasses.dataclass
+class Run:
+    """What the training loop works with; under --elastic `dist`, `shape` and `data` follow the
+    current world."""
+    args: argparse.Namespace
+    dist: Distributed
+    config: GlowConfig
+    shape: RunShape
+    data: object
+    glow: Glow
+    optimizer: Optimizer
+    state: RunState
+    resumed: bool
+    position: object = None  # glow_tf.elastic.DataPosition under --elastic
+
+
+@dataclasses.dataclass
+class EpochProgress:
+    """What the epoch under way has gathered: its steps, their STAT_NAMES (finite steps), skipped
+    steps, seconds; and the skipped steps in a row, counted across epochs. Under --elastic it is
+    committed and rolled back with the variables."""
+    steps: int = 0
+    results: list = dataclasses.field(default_factory=list)
+    n_skipped: int = 0
+    seconds: float = 0.0
+    lr: float = 0.0
+    bad_in_a_row: int = 0
+
+
+def open_outputs(run, resume_epoch):
+    """(Reporter, Checkpoints): logs, TensorBoard, console and checkpoints, on the chief only.
+    `resume_epoch`: drop the log lines of later epochs (None: a new run)."""
+    hps = {**vars(run.args), **dataclasses.asdict(run.shape)}
+    reporter = Reporter(run.args.logdir, hps, resume_epoch=resume_epoch, enabled=run.dist.is_chief,
+                        classifier=run.config.has_classifier)
+    saved = {"model": run.glow, "optimizer": run.optimizer, "progress": run.state}
+    if run.position is not None:
+        saved["data_position"] = run.position
+    checkpoints = Checkpoints(run.args.logdir, tf.train.Checkpoint(**saved), run.config, run.args.keep_checkpoints,
+                              enabled=run.dist.is_chief)
+    return reporter, checkpoints
+
+
+def train_loop(run, reporter, checkpoints, progress, start_batch, elastic_state=None):
+    """The epochs from state.epoch + 1 to --epochs - 1 (the original's train()), the first one
+    continuing `progress`, the data from batch `start_batch` of each worker's stream.
+
+    With `elastic_state` (--elastic) the state is committed every --elastic_commit_steps steps and
+    at each epoch end (before its checkpoint; new hosts are looked for after it).
+    """
+    args, dist, data, state, glow = run.args, run.dist, run.data, run.state, run.glow
+    seed = worker_seed(args, dist)
+    train_step = make_train_step(glow, run.optimizer, dist, seed, jit=bool(args.jit))
     test_step = make_test_step(glow, dist, seed)
     sampler = make_sampler(glow, seed)
-    averaged = optimizer.averaged_weights if args.use_ema else contextlib.nullcontext
-
-    # --- Train loop: epochs of train_its steps (the original's train()) ------------------------
-    if not resumed:
+    averaged = run.optimizer.averaged_weights if args.use_ema else contextlib.nullcontext
+    if not run.resumed and int(state.step) == 0:
         # Not in the original: the test loss right after the data-dependent init, logged as epoch 0,
         # the baseline a run's progress is measured against.
         reporter.report("test", 0, evaluate(test_step, data, args, 0), {"n_processed": 0, "n_images": 0})
-    train_iterator = iter(data.train(start_batch=int(state.step)))
+    train_iterator = iter(data.train(start_batch=start_batch))
     show_progress = dist.is_chief and (args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty()))
-    bad_in_a_row = 0  # consecutive skipped steps, across epochs
     for epoch in range(int(state.epoch) + 1, args.epochs):
-        t0 = time.time()
-        train_results, n_skipped, lr, bad_in_a_row = train_epoch(
-            args, shape, data, dist, state, train_step, train_iterator, epoch, bad_in_a_row, show_progress)
-        dtrain = time.time() - t0
-        state.train_time.assign_add(dtrain)
+        train_epoch(run, train_step, train_iterator, epoch, progress, show_progress, elastic_state)
+        state.train_time.assign_add(progress.seconds)
         state.epoch.assign(epoch)
-        reporter.report("train", epoch, train_results,
+        mean = np.mean(progress.results, axis=0) if progress.results else np.full(len(STAT_NAMES), np.nan)
+        reporter.report("train", epoch, mean,
                         {"n_processed": int(state.n_processed), "n_images": int(state.n_images),
-                         "train_time": int(state.train_time), "n_skipped": n_skipped},
-                        rates={"images_per_second": shape.train_its * dist.size * data.local_batch_train / dtrain,
-                               "lr": lr, "seconds": dtrain},
+                         "train_time": int(state.train_time), "n_skipped": progress.n_skipped},
+                        rates={"images_per_second": progress.steps * dist.size * data.local_batch_train
+                               / progress.seconds, "lr": progress.lr, "seconds": progress.seconds},
                         echo=reports(epoch, args))
 
         # --- Evaluation, best checkpoint, samples: the original's cadence --------------------
@@ -420,54 +496,110 @@ def main(argv=None):
                                 {"n_processed": int(state.n_processed), "n_images": int(state.n_images)},
                                 rates={"seconds": time.time() - t1}, note="best so far" if best else "")
             if dist.is_chief and samples(epoch, args):
-                reporter.samples(epoch, draw_samples(sampler, config, epoch, data.local_batch_train))
+                reporter.samples(epoch, draw_samples(sampler, run.config, epoch, data.local_batch_train))
+        progress = EpochProgress(bad_in_a_row=progress.bad_in_a_row)
+        if elastic_state is not None:
+            elastic_state.progress = progress
+            elastic_state.save()
         if epoch % args.epochs_checkpoint == 0:
             reporter.flush()
             checkpoints.save_latest(int(state.step))
+        if elastic_state is not None:
+            elastic_state.check_host_updates()
     checkpoints.save_latest(int(state.step))  # the final state (a no-op when the last epoch saved it)
-    reporter.close()
-    return glow
 
 
-def train_epoch(args, shape, data, dist, state, train_step, train_iterator, epoch, bad_in_a_row, show_progress):
-    """One epoch of train_its steps. Returns (the mean of STAT_NAMES over its finite steps, the number
-    of skipped steps, the last learning rate, the skipped steps in a row at its end). A step whose loss
+def train_epoch(run, train_step, train_iterator, epoch, progress, show_progress, elastic_state):
+    """Runs the steps left in `epoch` (train_its in all), gathering into `progress`. A step whose loss
     or gradient is not finite is skipped (every variable left as it was) and counted; the run stops
-    after --max_nonfinite_steps in a row, counted across epochs from `bad_in_a_row`."""
-    results, n_skipped, lr = [], 0, 0.0
+    after --max_nonfinite_steps in a row, counted across epochs."""
+    args, shape, data, dist, state = run.args, run.shape, run.data, run.dist, run.state
     n_warmup = args.n_train * args.epochs_warmup
-    bar = tqdm(total=shape.train_its, desc=f"epoch {epoch}", disable=not show_progress, leave=False)
-    for _ in range(shape.train_its):
-        lr = warmup_lr(args.lr, int(state.n_processed), n_warmup)  # before the step: the first lr is 0
+    commit_every = args.elastic_commit_steps
+    bar = tqdm(total=shape.train_its, initial=progress.steps, desc=f"epoch {epoch}", disable=not show_progress,
+               leave=False)
+    t0 = time.time()
+    while progress.steps < shape.train_its:
+        progress.lr = warmup_lr(args.lr, int(state.n_processed), n_warmup)  # before the step: the first lr is 0
         try:
             x, y = next(train_iterator)
         except tf.errors.DataLossError as e:  # a corrupt TFRecord met mid-stream: name the file
             raise SystemExit(f"train.py: {data.explain_data_loss(e)}") from None
         t_step = time.time()
-        stats, _, finite = train_step(x, y, tf.constant(lr, tf.float32), state.step)
+        stats, _, finite = train_step(x, y, tf.constant(progress.lr, tf.float32), state.step)
         state.step.assign_add(1)
         state.n_processed.assign_add(dist.size * args.n_batch_train)
         state.n_images.assign_add(dist.size * data.local_batch_train)
+        progress.steps += 1
         if bool(finite):
-            results.append(stats.numpy())
-            bad_in_a_row = 0
+            progress.results.append(stats.numpy())
+            progress.bad_in_a_row = 0
         else:
-            n_skipped += 1
-            bad_in_a_row += 1
+            progress.n_skipped += 1
+            progress.bad_in_a_row += 1
             state.n_nonfinite.assign_add(1)
-            if bad_in_a_row >= args.max_nonfinite_steps:
+            if progress.bad_in_a_row >= args.max_nonfinite_steps:
                 raise SystemExit(
-                    f"train.py: stopped at step {int(state.step)} (epoch {epoch}): {bad_in_a_row} consecutive "
-                    f"steps had a non-finite loss or gradient and were skipped; the last checkpoint is "
-                    f"untouched. Lower --lr or raise --epochs_warmup.")
+                    f"train.py: stopped at step {int(state.step)} (epoch {epoch}): {progress.bad_in_a_row} "
+                    f"consecutive steps had a non-finite loss or gradient and were skipped; the last checkpoint "
+                    f"is untouched. Lower --lr or raise --epochs_warmup.")
         if args.verbose and dist.is_chief:
-            print(int(state.n_processed), time.time() - t_step, stats.numpy())
+            print(int(state.n_processed), time.time() - t_step, stats.numpy(), flush=True)
         bar.update(1)
         bar.set_postfix(bpd=f"{stats[1].numpy():.3f}",
                         img_s=f"{dist.size * data.local_batch_train / max(time.time() - t_step, 1e-9):.0f}")
+        if elastic_state is not None and int(state.step) % commit_every == 0 and progress.steps < shape.train_its:
+            progress.seconds += time.time() - t0
+            t0 = time.time()
+            elastic_state.progress = progress
+            elastic_state.commit()
+    progress.seconds += time.time() - t0
     bar.close()
-    mean = np.mean(results, axis=0) if results else np.full(len(STAT_NAMES), np.nan)
-    return mean, n_skipped, lr, bad_in_a_row
+
+
+# --- Elastic training (--elastic 1, docs/elastic.md) -------------------------------------------------
+def elastic_shape(args, shape, dist, fresh):
+    """`shape` with the run's steps per epoch fixed when it started (glow_tf.elastic.fixed_train_its)."""
+    from glow_tf import elastic  # noqa: PLC0415 (needs horovod)
+    train_its = elastic.fixed_train_its(args.logdir, shape.train_its, write=fresh)
+    return dataclasses.replace(shape, train_its=train_its)
+
+
+def train_elastic(run, prefix):
+    """The training loop under Horovod's elastic API: entered again after every reset (a worker lost
+    or added) with every worker holding the last commit of the lowest surviving rank, the data
+    re-sharded for the new world and the position re-derived (glow_tf.elastic.DataPosition)."""
+    from glow_tf import elastic  # noqa: PLC0415 (needs horovod)
+    args, state = run.args, run.state
+    run.position = elastic.DataPosition(run.dist.size, int(state.step), int(state.step))
+    if prefix is not None and elastic.has_data_position(prefix):  # a checkpoint of an elastic run
+        tf.train.Checkpoint(data_position=run.position).read(prefix).expect_partial()
+    variables = [*run.glow.variables, *run.optimizer.variables, *state.variables, *run.position.variables]
+    elastic_state = elastic.ElasticState(run.dist, variables, state.step, holds_state=run.dist.is_chief,
+                                         progress=EpochProgress(), resumed=run.resumed)
+
+    def train(elastic_state):
+        dist = run.dist
+        run.resumed = elastic_state.resumed
+        with dist.stop_together():
+            run.data = load_data(args, dist)  # this worker's shard of the new world
+        run.shape = dataclasses.replace(run_shape(args, run.data, dist, run.config), train_its=run.shape.train_its)
+        dist.check_same(run_settings(args, run.shape, run.config))
+        start = run.position.start_batch(int(state.step), dist.size)
+        if dist.is_chief:
+            print(f"elastic: {dist.size} worker(s) from step {int(state.step)} (epoch {int(state.epoch) + 1}, "
+                  f"{elastic_state.progress.steps} of its steps done), data batch {start} of each worker's stream",
+                  flush=True)
+        # Log lines after the committed epoch were written by a world that did not reach the commit.
+        committed = int(state.epoch) if run.resumed or int(state.step) > 0 else -1
+        reporter, checkpoints = open_outputs(run, resume_epoch=committed)
+        try:
+            train_loop(run, reporter, checkpoints, elastic_state.progress, start, elastic_state)
+        finally:
+            reporter.close()
+
+    elastic.run(train, elastic_state)
+    return run.glow
 
 
 def evaluate(test_step, data, args, epoch):

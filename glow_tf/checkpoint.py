@@ -1,5 +1,9 @@
 """Checkpoints: loading the original release's (TF1 `tf.train.Saver`, openai/glow) and this project's runs."""
+import hashlib
+import json
 import os
+import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -8,6 +12,7 @@ from glow_tf.bijectors.actnorm import ActNorm
 from glow_tf.bijectors.invertible_conv import InvertibleConv1x1, InvertibleConv1x1LU
 from glow_tf.bijectors.permutations import ShuffleChannels
 from glow_tf.config import GlowConfig
+from glow_tf.io import atomic_write_text
 from glow_tf.model import Glow
 
 _EMA_SUFFIX = "/ExponentialMovingAverage"
@@ -109,22 +114,190 @@ CONFIG_NAME = "config.json"
 CHECKPOINT_DIRS = {"latest": "checkpoints", "best": "best"}
 
 
-def find_checkpoint(path, which="latest"):
-    """The checkpoint prefix for `path`: a run directory (its latest or best checkpoint), a
-    checkpoint folder, or a checkpoint prefix itself. Raises FileNotFoundError naming what is missing."""
+MANIFEST_SUFFIX = ".sha256.json"  # ckpt-N.sha256.json beside ckpt-N.index and ckpt-N.data-*
+DAMAGED_DIR = "damaged"  # where train.py --resume moves checkpoints that fail verification
+
+
+class CheckpointDamagedError(FileNotFoundError):
+    """No checkpoint of a folder (or the one named) passed verification; the message names each file."""
+
+
+def checkpoint_files(prefix):
+    """The files of the TF checkpoint `prefix`: its .index and its .data-NNNNN-of-NNNNN shards."""
+    return sorted(tf.io.gfile.glob(prefix + ".data-?????-of-?????")) + [prefix + ".index"]
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(prefix):
+    """Records the size and sha256 of each file of `prefix` in `prefix.sha256.json` (written atomically)."""
+    files = {os.path.basename(f): {"bytes": os.path.getsize(f), "sha256": _sha256(f)}
+             for f in checkpoint_files(prefix) if os.path.exists(f)}
+    atomic_write_text(prefix + MANIFEST_SUFFIX, json.dumps({"files": files}, indent=1, sort_keys=True) + "\n")
+
+
+def verify_checkpoint(prefix):
+    """None when the checkpoint `prefix` is intact, else why not (one line naming the file).
+
+    With a manifest (written after each save since checked checkpoints exist) every listed file must
+    be there with its recorded size and sha256. Without one (older checkpoints), TensorFlow must be
+    able to read every tensor: its own per-tensor checksums then catch flipped bytes, and a truncated
+    file fails to read.
+    """
+    name = os.path.basename(prefix)
+    manifest = prefix + MANIFEST_SUFFIX
+    if os.path.exists(manifest):
+        try:
+            with open(manifest) as f:
+                files = json.load(f)["files"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"{os.path.basename(manifest)} is unreadable ({type(e).__name__})"
+        folder = os.path.dirname(prefix)
+        if name + ".index" not in files:
+            return f"{os.path.basename(manifest)} lists no {name}.index"
+        for file, recorded in sorted(files.items()):
+            path = os.path.join(folder, file)
+            if not os.path.exists(path):
+                return f"{file} is missing"
+            size = os.path.getsize(path)
+            if size != recorded["bytes"]:
+                return f"{file} has {size} bytes, {recorded['bytes']} when written"
+            if _sha256(path) != recorded["sha256"]:
+                return f"{file} does not match its sha256 in {os.path.basename(manifest)}"
+        return None
+    for file in checkpoint_files(prefix):
+        if not os.path.exists(file):
+            return f"{os.path.basename(file)} is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for tensor in reader.get_variable_to_shape_map():
+            reader.get_tensor(tensor)
+    except Exception as e:  # noqa: BLE001 (TF raises OpErrors, IndexError, ValueError... for damaged files)
+        return f"TensorFlow cannot read it (no manifest; {type(e).__name__}: {_first_line(e)})"
+    return None
+
+
+def _first_line(error):
+    lines = str(error).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def _step(prefix):
+    tail = prefix.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def list_checkpoints(folder):
+    """The checkpoint prefixes in `folder`, newest first: those the folder's `checkpoint` state file
+    names and any other `*.index` there (a state file lost or behind), ordered by step number."""
+    prefixes = set()
+    try:
+        state = tf.train.get_checkpoint_state(folder)
+    except Exception:  # noqa: BLE001 (a garbled state file: the *.index files below still count)
+        state = None
+    if state is not None:
+        for p in state.all_model_checkpoint_paths:
+            prefixes.add(p if os.path.isabs(p) else os.path.join(folder, p))
+    for index in tf.io.gfile.glob(os.path.join(folder, "*.index")):
+        prefixes.add(index[:-len(".index")])
+    return sorted(prefixes, key=lambda p: (_step(p), p), reverse=True)
+
+
+def select_checkpoint(folder):
+    """(the newest prefix in `folder` that verifies or None, [(prefix, reason) of the newer ones that
+    do not]). Raises CheckpointDamagedError when the folder has checkpoints and none verifies."""
+    skipped = []
+    candidates = list_checkpoints(folder)
+    for prefix in candidates:
+        reason = verify_checkpoint(prefix)
+        if reason is None:
+            return prefix, skipped
+        skipped.append((prefix, reason))
+    if skipped:
+        raise CheckpointDamagedError(f"no intact checkpoint in {folder!r}: " + describe_skipped(skipped))
+    return None, skipped
+
+
+def describe_skipped(skipped):
+    return "; ".join(f"{os.path.basename(p)}: {reason}" for p, reason in skipped)
+
+
+def _say_skipped(skipped, chosen):
+    if skipped:
+        print(f"glow_tf: skipped damaged checkpoint(s) {describe_skipped(skipped)}; using "
+              f"{os.path.basename(chosen)}", file=sys.stderr, flush=True)
+
+
+def find_checkpoint(path, which="latest", verify=True):
+    """The checkpoint prefix for `path`: a run directory (its newest latest or best checkpoint that
+    verifies), a checkpoint folder, or a checkpoint prefix itself.
+
+    Damaged checkpoints (see verify_checkpoint) are skipped, with one line on stderr naming them and
+    why; none is ever deleted or changed. Raises CheckpointDamagedError (a FileNotFoundError) naming
+    every damaged file when none verifies, FileNotFoundError when there is no checkpoint.
+    `verify=False` returns the newest checkpoint without reading it.
+    """
     if which not in CHECKPOINT_DIRS:
         raise ValueError(f"which={which!r}; expected one of {sorted(CHECKPOINT_DIRS)}")
     if os.path.isdir(path):
         for folder in (os.path.join(path, CHECKPOINT_DIRS[which]), path):
-            prefix = tf.train.latest_checkpoint(folder)
+            if not os.path.isdir(folder):
+                continue
+            if not verify:
+                candidates = list_checkpoints(folder)
+                if candidates:
+                    return candidates[0]
+                continue
+            prefix, skipped = select_checkpoint(folder)
             if prefix:
+                _say_skipped(skipped, prefix)
                 return prefix
         raise FileNotFoundError(f"no {which} checkpoint in {path!r} (looked in {CHECKPOINT_DIRS[which]}/ and the "
                                 f"folder itself); train first, or pass a checkpoint prefix")
     if tf.io.gfile.exists(path + ".index"):
+        reason = verify_checkpoint(path) if verify else None
+        if reason:
+            raise CheckpointDamagedError(f"checkpoint {path!r} is damaged: {reason}")
         return path
     raise FileNotFoundError(f"no checkpoint at {path!r}: expected a run directory or a checkpoint prefix "
                             f"(the path without .index)")
+
+
+def set_aside_damaged(folder):
+    """Moves every checkpoint of `folder` that fails verification into `folder/damaged/` (never
+    deleting a file) and rewrites the folder's state file to list the intact ones only, so that a run
+    resumed there neither overwrites nor, through the CheckpointManager's max_to_keep, deletes them.
+    Returns [(prefix, reason)] of those moved."""
+    moved = []
+    prefixes = list_checkpoints(folder)
+    for prefix in prefixes:
+        reason = verify_checkpoint(prefix)
+        if reason is None:
+            continue
+        target = os.path.join(folder, DAMAGED_DIR)
+        os.makedirs(target, exist_ok=True)
+        for file in checkpoint_files(prefix) + [prefix + MANIFEST_SUFFIX]:
+            if os.path.exists(file):
+                destination = os.path.join(target, os.path.basename(file))
+                if os.path.exists(destination):  # the same name moved aside before: keep both
+                    destination += f".{int(time.time())}"
+                os.replace(file, destination)
+        moved.append((prefix, reason))
+    if moved:
+        intact = [p for p in reversed(prefixes) if p not in {m for m, _ in moved}]
+        state_file = os.path.join(folder, "checkpoint")
+        if intact:
+            names = [os.path.basename(p) for p in intact]  # relative: the run folder may move
+            tf.compat.v1.train.update_checkpoint_state(folder, names[-1], all_model_checkpoint_paths=names)
+        elif os.path.exists(state_file):
+            os.replace(state_file, os.path.join(folder, DAMAGED_DIR, "checkpoint"))
+    return moved
 
 
 def find_config(path):

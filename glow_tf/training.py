@@ -7,11 +7,13 @@ what an uninterrupted run draws from step s on.
 """
 import json
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.checkpoint import CHECKPOINT_DIRS, CONFIG_NAME
+from glow_tf.checkpoint import (CHECKPOINT_DIRS, CONFIG_NAME, DAMAGED_DIR, MANIFEST_SUFFIX, describe_skipped,
+                                set_aside_damaged, write_manifest)
 from glow_tf.images import grid, save_png
 from glow_tf.io import atomic_write_text
 from glow_tf.seeds import SAMPLES, TEST_NOISE, TRAIN_NOISE, noise_seed
@@ -181,26 +183,40 @@ class Checkpoints:
     the best test loss in best/, each folder with the model's config.json beside the checkpoints.
 
     tf.train.CheckpointManager writes each checkpoint's files before it updates the folder's
-    `checkpoint` state file, so a crash mid-save leaves the previous checkpoint the latest one.
+    `checkpoint` state file, so a crash mid-save leaves the previous checkpoint the latest one. After
+    each save the sizes and sha256 of the new files go to `ckpt-N.sha256.json` (written atomically),
+    which loading verifies (glow_tf.checkpoint.verify_checkpoint). On start, checkpoints that fail
+    verification are moved to `damaged/` in their folder, so that the manager neither deletes them
+    (max_to_keep) nor writes a new checkpoint under their name.
     """
 
     def __init__(self, logdir, checkpoint, config, keep, enabled=True):
         self.enabled = enabled
         if not enabled:
             return
+        for which, folder in CHECKPOINT_DIRS.items():
+            path = os.path.join(logdir, folder)
+            os.makedirs(path, exist_ok=True)
+            moved = set_aside_damaged(path)
+            if moved:
+                print(f"checkpoints: moved damaged {describe_skipped(moved)} to "
+                      f"{os.path.join(folder, DAMAGED_DIR)}/ (kept, not deleted)", file=sys.stderr, flush=True)
+            config.save(os.path.join(path, CONFIG_NAME))
         self.managers = {which: tf.train.CheckpointManager(checkpoint, os.path.join(logdir, folder),
                                                            max_to_keep=keep if which == "latest" else 1)
                          for which, folder in CHECKPOINT_DIRS.items()}
-        for folder in CHECKPOINT_DIRS.values():
-            os.makedirs(os.path.join(logdir, folder), exist_ok=True)
-            config.save(os.path.join(logdir, folder, CONFIG_NAME))
 
     def _save(self, which, step):
         if not self.enabled:
             return
         manager = self.managers[which]
-        if manager.latest_checkpoint != os.path.join(manager.directory, f"ckpt-{step}"):
-            manager.save(checkpoint_number=step)
+        if manager.latest_checkpoint == os.path.join(manager.directory, f"ckpt-{step}"):
+            return
+        kept = set(manager.checkpoints)
+        write_manifest(manager.save(checkpoint_number=step))
+        for prefix in kept - set(manager.checkpoints):  # deleted by the manager (max_to_keep): its manifest too
+            if os.path.exists(prefix + MANIFEST_SUFFIX) and not os.path.exists(prefix + ".index"):
+                os.remove(prefix + MANIFEST_SUFFIX)
 
     def save_latest(self, step):
         """Saves the run at `step` unless that step is already the latest checkpoint."""
