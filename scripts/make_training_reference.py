@@ -177,7 +177,8 @@ class SlotRecorder:
     def Variable(self, initial_value, trainable=True, *args, **kwargs):  # noqa: N802 (tf.Variable)
         var = self._tf1.Variable(initial_value, trainable, *args, **kwargs)
         if isinstance(trainable, str):
-            self.labels[var.name] = trainable.replace(":0_", "/")  # model/0/0/actnorm_center/b:0_adam_m2 -> .../adam_m2
+            # "model/0/0/actnorm_center/b:0_adam_m2" -> "model/0/0/actnorm_center/b/adam_m2"
+            self.labels[var.name] = trainable.replace(":0_", "/")
         return var
 
 
@@ -206,7 +207,8 @@ class FeedingSession:
 
 def make_fixture(original_dir, folder, s, original_commit=None):
     """Build the original's graph for settings `s`, run init + s["steps"] steps, write `folder`."""
-    sys.path.insert(0, BENCH)
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)
     import original  # noqa: PLC0415 (bench/original.py: the stand-ins)
 
     model, _, tf1 = original.import_original(original_dir, lu=s["lu"])
@@ -242,13 +244,12 @@ def make_fixture(original_dir, folder, s, original_commit=None):
         sess = tf1.Session(graph=graph, config=tf1.ConfigProto(
             intra_op_parallelism_threads=1, inter_op_parallelism_threads=1, device_count={"CPU": 1}))
 
-        def read(include_optimizer):
-            variables = [v for v in tf1.global_variables()
-                         if include_optimizer or (v.name.startswith("model/") and "ExponentialMovingAverage" not in v.name)]
-            values = sess.run(variables)
-            return {slots.labels.get(v.name, v.op.name): value for v, value in zip(variables, values)}
+        def read():
+            """{name: value} of every global variable: the model's, the optimiser's slots, the averages."""
+            variables = tf1.global_variables()
+            return {slots.labels.get(v.name, v.op.name): value for v, value in zip(variables, sess.run(variables))}
 
-        feeding = FeedingSession(sess, noise, init[0], lambda: read(True))
+        feeding = FeedingSession(sess, noise, init[0], read)
         step_batch = iter(steps)
 
         def train_iterator():
@@ -257,13 +258,13 @@ def make_fixture(original_dir, folder, s, original_commit=None):
 
         feeding.noise = init[2]
         m = model.model(feeding, hps, train_iterator, None, {"x": init[0], "y": init[1]})
-        _check_optimizer_start(feeding.before_init, train_its, s)
-        after_init = read(True)
-        _check_optimizer_start(after_init, train_its, s, feeding.before_init)
+        _check_optimizer_start(feeding.before_init)
+        after_init = read()
+        _check_optimizer_start(after_init, feeding.before_init)
         records = []
         for lr in lrs:
             stats = np.asarray(m.train(lr), np.float32)
-            records.append({**read(True), "stats": stats, "lr": np.float64(lr)})
+            records.append({**read(), "stats": stats, "lr": np.float64(lr)})
 
     os.makedirs(folder, exist_ok=True)
     save_npz(os.path.join(folder, "batches.npz"), {
@@ -341,7 +342,7 @@ def _model_only(values):
             and not k.endswith("/ExponentialMovingAverage")}
 
 
-def _check_optimizer_start(values, train_its, s, weights_from=None):
+def _check_optimizer_start(values, weights_from=None):
     """Before any step the optimiser holds t = 1, zero moments and averages equal to the starting
     weights (the values at global_variables_initializer, also after the init pass)."""
     weights_from = weights_from or values

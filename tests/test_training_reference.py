@@ -7,10 +7,11 @@ polyak_epochs))`, and `make_train_step` at the learning rates of `warmup_lr`, wi
 batches and dequantisation noise passed explicitly. Compared: every variable after the init, the
 step statistics, every weight, Adamax's `t`, m1, m2 and the Polyak averages after each step.
 
-Where the port differs from the original on purpose, the test states the difference:
+Where the port differs from the original, the test states the difference:
 - Polyak averages start at the weights after the data-dependent init (the original's start at the
   weights before it), and average each step's new weights (the original's, in the order its
-  executor runs them, average the weights before the step: see the README's "ordering");
+  executor runs them, average the weights before the step: see the fixture README's "The order of the
+  training step" and docs/training_reference.md, which proposes the fix);
 - train.py's `--init_allreduce` (off by default) pools the init statistics over workers; these
   runs have one worker, where both are the original's init on the chief's batch.
 
@@ -45,7 +46,7 @@ FOLDERS = _folders(BUNDLED) + _folders(os.environ.get("GLOW_TRAINING_REFERENCE_D
 # folded actnorms, gradient checkpointing, TF1's graph). An element may differ by RTOL of itself plus
 # ATOL of the largest element of its array (near-zero entries carry the round-off of their array's
 # scale: e.g. the bias of an actnorm that centres already centred data is round-off around 0), plus
-# ATOL_FLOOR. Weights may also differ by ADAMAX_SLACK: Adamax moves a weight by
+# ATOL_FLOOR. Weights may also differ by `adamax_slack`: Adamax moves a weight by
 # alpha_t * m1 / (m2 + 1e-8), which divides by the running max |g|, so where |g| is itself round-off
 # the step is ill-conditioned (see adamax_slack). The aim for weights is relative 1e-5; observed
 # maxima are in docs/training_reference.md.
