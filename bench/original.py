@@ -12,10 +12,13 @@ stand-ins for what TF 2.18 no longer has:
 
 The model is built by the original's own `model.model(sess, hps, ...)`, so its training step is
 `m.train(lr)` (feed_dict, adamax, Polyak averaging, no gradient checkpointing) and its sampler is
-`m.decode(y, eps_std)`, exactly what its train.py calls.
+`m.sample(y, eps_std)`, exactly what its train.py calls. Written against openai/glow's main branch
+(commit 91b2c57), whose model.py reads `hps.inference` and samples with `m.sample` (older revisions
+had `m.decode(y, eps_std)` there).
 """
 import contextlib
 import functools
+import importlib.util
 import os
 import sys
 import types
@@ -23,6 +26,8 @@ import types
 import common
 
 FILES = ("model.py", "tfops.py", "optim.py")
+# model.py's invertible_1x1_conv picks the full W or the LU-decomposed form with this line.
+LU_SWITCH = 'if True:  # Set to "False" to use the LU-decomposed version'
 PERMUTATION_CODES = {"reverse": 0, "shuffle": 1, "invconv": 2}
 COUPLING_CODES = {"additive": 0, "affine": 1}
 
@@ -78,8 +83,28 @@ def _single_process_horovod(tf1):
     return hvd
 
 
-def import_original(path):
-    """(model, tfops, tf1): the original's modules, imported from `path` with the stand-ins above."""
+def _load_model_module(path, lu):
+    """model.py as module `model`; with `lu`, its LU switch turned the other way (that one line only)."""
+    file = os.path.join(path, "model.py")
+    if not lu:
+        import model  # noqa: PLC0415 (the original's model.py)
+        return model
+    with open(file) as f:
+        source = f.read()
+    if source.count(LU_SWITCH) != 1:
+        raise ValueError(f"{file!r} does not contain the line {LU_SWITCH!r} exactly once, so its LU-decomposed "
+                         f"1x1 convolution cannot be switched on; expected openai/glow's model.py")
+    module = importlib.util.module_from_spec(importlib.util.spec_from_file_location("model", file))
+    sys.modules["model"] = module
+    exec(compile(source.replace(LU_SWITCH, "if False:"), file, "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def import_original(path, lu=False):
+    """(model, tfops, tf1): the original's modules, imported from `path` with the stand-ins above.
+
+    `lu=True` builds the LU-decomposed 1x1 convolution, the branch model.py ships switched off.
+    """
     check_dir(path)
     import tensorflow as tf
     tf1 = tf.compat.v1
@@ -104,7 +129,7 @@ def import_original(path):
     try:
         for name in ("model", "tfops", "optim"):
             sys.modules.pop(name, None)
-        import model as original_model  # noqa: PLC0415 (the original's model.py)
+        original_model = _load_model_module(path, lu)
         tfops = sys.modules["tfops"]
     finally:
         sys.path.remove(os.path.abspath(path))
@@ -127,11 +152,11 @@ def hps_for(config, batch, gradient_checkpointing=0):
         learntop=bool(config.get("learntop", False)), ycond=False, n_y=1, weight_y=0.0,
         n_bits_x=config.get("n_bits_x", 8), gradient_checkpointing=gradient_checkpointing, optimizer="adamax",
         direct_iterator=False, train_its=max(1, 50000 // batch), polyak_epochs=1.0, beta1=0.9, weight_decay=1.0,
-        restore_path="", n_batch_train=batch)
+        restore_path="", inference=False, n_batch_train=batch)
 
 
 def build(spec):
-    """Worker: the original's model; `mode` "train" times m.train(lr), "sample" times m.decode."""
+    """Worker: the original's model; `mode` "train" times m.train(lr), "sample" times m.sample."""
     import time
 
     import numpy as np
@@ -157,7 +182,7 @@ def build(spec):
         eps_std = np.full(batch, spec.get("temperature", 0.7), np.float32)
 
         def step():
-            m.decode(y, eps_std)
+            m.sample(y, eps_std)
     t0 = time.perf_counter()
     step()
     return step, 2, {"params": n_params, "build_s": round(built, 1),

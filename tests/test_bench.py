@@ -1,11 +1,13 @@
 """bench/: every benchmark's --quick mode runs and prints finite figures (no timing asserts), plus the
 pieces with a truth of their own: the MNIST split, the original-release stand-ins, the proposals' checks."""
 import gzip
+import io
 import json
 import math
 import os
 import subprocess
 import sys
+import tarfile
 
 import numpy as np
 import pytest
@@ -13,6 +15,9 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+# A git directory of openai/glow (its main branch at HEAD) to time the original release from; the
+# tests that need it are skipped where there is none, as in CI.
+ORIGINAL_GIT = os.environ.get("GLOW_ORIGINAL_GIT", "/work/.mirror/openai+glow/repo/.git")
 sys.path.insert(0, BENCH)
 
 
@@ -170,6 +175,31 @@ def test_original_dir_is_checked(tmp_path):
         original.check_dir(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         original.check_dir(str(tmp_path / "missing"))
+
+
+@pytest.fixture(scope="module")
+def original_checkout(tmp_path_factory):
+    """openai/glow's main branch, checked out from ORIGINAL_GIT with git archive."""
+    if not os.path.isdir(ORIGINAL_GIT):
+        pytest.skip(f"no openai/glow git directory at {ORIGINAL_GIT!r} (set GLOW_ORIGINAL_GIT)")
+    archive = subprocess.run(["git", "--git-dir", ORIGINAL_GIT, "archive", "HEAD"], capture_output=True,
+                             check=True).stdout
+    folder = tmp_path_factory.mktemp("openai_glow")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_original_main_branch_is_timed(original_checkout):
+    """bench/original.py runs the release as it is on main: m.train(lr) and m.sample(y, eps_std)."""
+    for script, name in (("train_speed.py", "original (TF1 graph, adamax)"),
+                         ("sample_speed.py", "original (TF1 graph, m.decode)")):
+        _, records = run_bench(script, "--quick", "--original_dir", original_checkout, "--variants", "original*")
+        rows = {r["variant"]: r for r in records[1:]}
+        assert name in rows, f"{script}: no {name!r} row in {sorted(rows)}"
+        assert "error" not in rows[name], rows[name]
+        assert_finite(rows[name], ["images_per_s"])
 
 
 def test_arg_scope_stand_in_matches_tf_slim_semantics():
