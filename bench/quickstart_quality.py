@@ -112,10 +112,10 @@ def run_hps(logdir):
 
 
 def draw_samples(logdir, n, temperature, seed):
-    from glow_tf import latent, load_run
+    from glow_tf import load_run
     glow, _ = load_run(logdir)
     y = np.arange(n, dtype=np.int32) % glow.config.n_y if glow.config.ycond else None
-    return latent.sample(glow, n, temperature, y=y, seed=seed), y
+    return glow.sample(n, temperature, y=y, seed=seed), y
 
 
 def format_row(name, r):

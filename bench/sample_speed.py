@@ -14,7 +14,7 @@ Variants (the models are untrained: the latency does not depend on the weights):
 - `make_sampler literal`: make_sampler with the layers as the original writes them (no tap-form
   convolutions, no actnorm folded into the filters; `common.literal_layers`), i.e. the code before
   those speed changes;
-- the original: its `m.decode(y, eps_std)` (TF1 graph, feed_dict), what its train.py calls.
+- the original: its `m.sample(y, eps_std)` (TF1 graph, feed_dict), what its train.py calls.
 All at temperature 0.7.
 """
 import argparse
@@ -76,12 +76,12 @@ def run_config(args, config_name, batch):
              for how in ("glow.sample", "make_sampler", "decode_jit")]
     specs.append(("ours make_sampler literal", {**specs[1][1], "literal": True}))
     if args.original_dir:
-        specs.append(("original (TF1 graph, m.decode)", {"kind": "original", "mode": "sample", "temperature": TEMPERATURE,
+        specs.append(("original (TF1 graph, m.sample)", {"kind": "original", "mode": "sample", "temperature": TEMPERATURE,
                                                           "original_dir": args.original_dir, "config": cfg,
                                                           "batch": batch}))
     if args.onednn:
         specs += [(f"{name} oneDNN", {**spec, "env": common.ONEDNN_ENV}) for name, spec in specs
-                  if name in ("ours make_sampler", "original (TF1 graph, m.decode)")]
+                  if name in ("ours make_sampler", "original (TF1 graph, m.sample)")]
     specs = common.select_variants(specs, args.variants, config_name)
     workers = []
     try:
@@ -102,7 +102,7 @@ def run_config(args, config_name, batch):
                                **{k: v for k, v in w.info.items() if k != "ready"}}
         if w.error:
             r["error"] = w.error
-    orig = results.get("original (TF1 graph, m.decode)", {}).get("ms")
+    orig = results.get("original (TF1 graph, m.sample)", {}).get("ms")
     rows = []
     for name, r in results.items():
         if name.startswith("ours"):

@@ -79,7 +79,7 @@ def test_train_speed_variant_patterns_must_match():
 def test_sample_speed_quick():
     proc, records = run_bench("sample_speed.py", "--quick")
     rows = {r["variant"]: r for r in records[1:]}
-    assert set(rows) == {"ours latent.sample", "ours make_sampler", "ours decode_jit", "ours make_sampler literal"}
+    assert set(rows) == {"ours glow.sample", "ours make_sampler", "ours decode_jit", "ours make_sampler literal"}
     for r in rows.values():
         assert "error" not in r, r
         assert_finite(r, ["ms", "images_per_s"])
@@ -194,7 +194,7 @@ def original_checkout(tmp_path_factory):
 def test_original_main_branch_is_timed(original_checkout):
     """bench/original.py runs the release as it is on main: m.train(lr) and m.sample(y, eps_std)."""
     for script, name in (("train_speed.py", "original (TF1 graph, adamax)"),
-                         ("sample_speed.py", "original (TF1 graph, m.decode)")):
+                         ("sample_speed.py", "original (TF1 graph, m.sample)")):
         _, records = run_bench(script, "--quick", "--original_dir", original_checkout, "--variants", "original*")
         rows = {r["variant"]: r for r in records[1:]}
         assert name in rows, f"{script}: no {name!r} row in {sorted(rows)}"

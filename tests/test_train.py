@@ -244,3 +244,17 @@ def test_evaluations_continue_through_the_test_stream():
     for epoch in (0, 2, 4, 6):
         train.evaluate(lambda x, y, counter: tf.constant([1.0, 2.0, 3.0, 4.0]), data, args, epoch)
     assert data.starts == [0, 0, 3, 6]
+
+
+def test_quickstart_quality_judges_a_runs_samples(uninterrupted):
+    """bench/quickstart_quality.py on a real run: samples drawn from the run's model, judged beside real
+    test digits and noise by a classifier fitted on the real digits."""
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    try:
+        import quickstart_quality  # noqa: PLC0415
+    finally:
+        sys.path.remove(os.path.join(REPO, "bench"))
+    results = quickstart_quality.main(["--logdir", uninterrupted, "--n", "40"])
+    assert set(results) >= {"samples", "real", "noise"} and results["samples"]["n"] == 40
+    assert results["real"]["mean_confidence"] > results["noise"]["mean_confidence"] + 0.2
+    assert 0.1 <= results["samples"]["mean_confidence"] <= 1.0
