@@ -122,7 +122,7 @@ def test_profile_quick():
         parts.setdefault(r["part"], []).append(r)
     assert set(parts) == {"ops", "parts", "layers", "proposals"}
     ops = [r for r in parts["ops"] if "op" in r]
-    assert any(r["op"].startswith("Conv2D") for r in ops)
+    assert any("Conv2D" in r["op"] for r in ops)  # Conv2D..., or _MklNativeConv2D... under oneDNN
     assert abs(sum(r["share_of_kernel_time"] for r in ops) - 1) < 0.5  # the top 15 op types
     assert {r["name"] for r in parts["parts"]} >= {"objective (forward)", "whole step (make_train_step)"}
     proposal = {r["name"]: r for r in parts["proposals"]}["matmul_1x1"]
