@@ -220,8 +220,8 @@ def test_polyak_averages_of_the_port(replay):
 
 def test_the_tap_form_takes_part_at_32px():
     """The 32x32 fixture's coupling output layer (width 96 -> 12 channels at 16x16) runs in
-    glow_tf.layers' tap form at that fixture's batch sizes, so the replay covers it."""
-    from glow_tf.layers import _use_taps
+    glow_tf.bijectors.networks' tap form at that fixture's batch sizes, so the replay covers it."""
+    from glow_tf.bijectors.networks import _use_taps
 
     folders = [f for f in FOLDERS if os.path.basename(f) == "affine_invconv_32px_w96"]
     if not folders:
