@@ -201,11 +201,10 @@ def list_checkpoints(folder):
         state = tf.train.get_checkpoint_state(folder)
     except Exception:  # noqa: BLE001 (a garbled state file: the *.index files below still count)
         state = None
-    if state is not None:
-        for p in state.all_model_checkpoint_paths:
-            prefixes.add(p if os.path.isabs(p) else os.path.join(folder, p))
+    if state is not None:  # TensorFlow has already put the folder in front of relative paths
+        prefixes.update(os.path.normpath(p) for p in state.all_model_checkpoint_paths)
     for index in tf.io.gfile.glob(os.path.join(folder, "*.index")):
-        prefixes.add(index[:-len(".index")])
+        prefixes.add(os.path.normpath(index[:-len(".index")]))
     return sorted(prefixes, key=lambda p: (_step(p), p), reverse=True)
 
 

@@ -185,6 +185,19 @@ def test_each_damage_is_detected_with_or_without_manifest(two_checkpoints, tmp_p
     assert find_checkpoint(str(run)) == str(run / "checkpoints" / "ckpt-4")
 
 
+def test_an_intact_run_given_by_a_relative_path_skips_nothing(two_checkpoints, tmp_path, monkeypatch, capfd):
+    """`sample.py --logdir runs/digits`, as the README runs it: a relative folder finds each checkpoint
+    once and reports none as damaged."""
+    from glow_tf.checkpoint import find_checkpoint, list_checkpoints  # noqa: PLC0415
+    shutil.copytree(two_checkpoints[0], tmp_path / "runs" / "digits")
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    assert list_checkpoints(os.path.join("runs", "digits", "checkpoints")) == [
+        os.path.join("runs", "digits", "checkpoints", "ckpt-8"), os.path.join("runs", "digits", "checkpoints", "ckpt-4")]
+    assert find_checkpoint(os.path.join("runs", "digits")) == os.path.join("runs", "digits", "checkpoints", "ckpt-8")
+    assert "damaged" not in capfd.readouterr().err
+
+
 def test_a_garbled_or_missing_state_file_still_finds_the_checkpoints(two_checkpoints, tmp_path):
     from glow_tf.checkpoint import find_checkpoint  # noqa: PLC0415
     run = tmp_path / "run"
