@@ -1,5 +1,5 @@
 """The CPU quick start: a small class-conditional Glow on scikit-learn's 8x8 digits at 4 bits, 30 epochs of 1500
-images (about three minutes of training on 2 cores), then samples at temperature 0.7. Not in the paper.
+images (under two minutes of training on 2 cores), then samples at temperature 0.7. Not in the paper.
 
 The digits_4bit problem puts the digits' 17 counts on 16 evenly spaced levels, so that `--n_bits_x 4` uses every
 bin (the digits problem at 8 bits has the model spend its capacity on 17 spikes per pixel); --ycond lets each
