@@ -1,14 +1,12 @@
 #!/usr/bin/env python
 """Learning: test bits/dim of the bench configuration after a fixed budget of steps on real digits.
 
-    python bench/learning.py                                # MNIST t10k in ../shared/data/mnist
-    python bench/learning.py --data_dir ~/mnist             # the four standard MNIST files
+    python bench/learning.py --data_dir ~/mnist             # MNIST: the four standard files, or t10k only
     python bench/learning.py --problem cifar10 --data_dir ~/cifar-10-batches-py
     python bench/learning.py --quick --problem digits       # seconds (for the tests)
 
 MNIST is prepared as the original prepares it (get_mnist_cifar.py): 28x28 padded to 32x32 with
-zeros and the grey channel tiled to RGB. When --data_dir holds only the t10k files (as the project's
-shared folder does), those 10,000 images are split by a fixed permutation (numpy default_rng(0))
+zeros and the grey channel tiled to RGB. When --data_dir holds only the t10k files, those 10,000 images are split by a fixed permutation (numpy default_rng(0))
 into --n_train (8,000) training and --n_test (2,000) test images; with the four standard files the
 train files give the training images and t10k the test images (the first --n_train / --n_test).
 Other problems go through data_loaders.get_data. Training is train.py's: data-dependent init on an
@@ -23,7 +21,6 @@ import time
 
 import common
 
-DEFAULT_DATA_DIR = os.path.join(os.path.dirname(common.REPO), "shared", "data", "mnist")
 T10K = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 
@@ -68,7 +65,7 @@ def load_data(args):
 
     image_size = common.config_dict(args.config)["image_size"]
     if args.problem == "mnist":
-        arrays = mnist_split(args.data_dir or DEFAULT_DATA_DIR, args.n_train, args.n_test)
+        arrays = mnist_split(args.data_dir, args.n_train, args.n_test)
         batches = data_loaders.batch_sizes(args.n_batch_train, args.n_batch_init, image_size, image_size)
         return ArrayData("mnist", *arrays, n_y=N_Y["mnist"], image_size=image_size, n_test=-1, batches=batches,
                          dal=args.dal, seed=args.seed, rank=0, size=1)
@@ -81,7 +78,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--problem", default="mnist", choices=["mnist", "cifar10", "digits", "folder"],
                    help="data (mnist: see above; the others as train.py's --problem)")
-    p.add_argument("--data_dir", default="", help=f"local data (mnist default: {DEFAULT_DATA_DIR})")
+    p.add_argument("--data_dir", default="", help="local data (required for mnist: a folder with its IDX files)")
     p.add_argument("--n_train", type=int, default=8000, help="MNIST training images")
     p.add_argument("--n_test", type=int, default=2000, help="test images")
     p.add_argument("--steps", type=int, default=1000, help="training steps (the fixed budget)")
@@ -96,6 +93,9 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a tiny model and 30 steps (for the tests)")
     args = p.parse_args(argv)
+    if args.problem == "mnist" and not args.data_dir:
+        p.error("--problem mnist needs --data_dir: a folder with MNIST's IDX files (the four standard files, "
+                "or the t10k pair alone)")
     args.config = "quick" if args.quick else "bench"
     if args.quick:
         args.steps, args.eval_every, args.n_batch_init = 30, 15, 32
