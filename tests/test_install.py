@@ -374,10 +374,12 @@ def test_install_refuses_another_python_version(tmp_path):
     assert not venv.exists()
 
 
-def _horovod_build_or_skip():
-    """The installed horovod build of this venv, as install.sh describes it; skips when there is none."""
+@functools.lru_cache(maxsize=None)
+def _horovod_build():
+    """(the installed horovod build of this venv as install.sh describes it, None) or (None, why not);
+    probed once per session (the probe imports TensorFlow in a fresh process)."""
     if sys.prefix == sys.base_prefix:
-        pytest.skip(f"tests run from {sys.prefix}, not a virtualenv; install.sh manages a virtualenv")
+        return None, f"tests run from {sys.prefix}, not a virtualenv; install.sh manages a virtualenv"
     probe = ("import json, pathlib, importlib.metadata as md, horovod, horovod.tensorflow as hvd; "
              "meta = json.loads((pathlib.Path(horovod.__file__).parent / 'metadata.json').read_text()); "
              "print(json.dumps({'horovod': horovod.__version__, 'tf_ok': meta['tensorflow'] == md.version('tensorflow'), "
@@ -385,13 +387,23 @@ def _horovod_build_or_skip():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env={**os.environ, **QUIET_TF})
     if result.returncode != 0:
-        pytest.skip(f"horovod is not installed in {sys.prefix} (run scripts/install.sh): {result.stderr[-300:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        return None, f"horovod is not installed in {sys.prefix} (run scripts/install.sh): {result.stderr[-300:]}"
+    return json.loads(result.stdout.strip().splitlines()[-1]), None
 
 
-@pytest.mark.slow
-def test_install_is_idempotent():
-    """A run on an installed venv installs nothing, builds nothing and passes its own final check."""
+def _horovod_build_or_skip():
+    """The installed horovod build (see _horovod_build); skips when there is none."""
+    build, why_not = _horovod_build()
+    if build is None:
+        pytest.skip(why_not)
+    return build
+
+
+@pytest.fixture(scope="module")
+def second_install():
+    """install.sh run a second time on this venv (after a first run when requirements.txt changed since
+    the last install): what test_install_is_idempotent and test_check_build_lists_tensorflow_and_gloo
+    read. Its last step prints `horovodrun --check-build`, run with the venv's horovodrun."""
     build = _horovod_build_or_skip()
     wanted = {"horovod": "0.28.1", "tf_ok": True, "mpi": os.environ.get("HOROVOD_WITH_MPI", "0") == "1",
               "nccl": os.environ.get("HOROVOD_GPU_OPERATIONS", "") == "NCCL"}
@@ -405,22 +417,28 @@ def test_install_is_idempotent():
         assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     second = _run_install(env)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
-    assert "install.sh: requirements.txt already installed" in second.stdout
-    assert "install.sh: horovod already built (horovod=0.28.1" in second.stdout
-    assert "building horovod" not in second.stdout and "installing requirements" not in second.stdout
-    assert "install.sh: ready:" in second.stdout
+    return second
 
 
 @pytest.mark.slow
-def test_check_build_lists_tensorflow_and_gloo():
-    _horovod_build_or_skip()
-    result = subprocess.run([_tool("horovodrun"), "--check-build"], capture_output=True, text=True,
-                            env={**os.environ, **QUIET_TF}, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    sections = _check_build_sections(result.stdout)
-    assert "TensorFlow" in sections["Frameworks"], result.stdout
-    assert "Gloo" in sections["Controllers"], result.stdout
-    assert "Gloo" in sections["Tensor Operations"], result.stdout
+def test_install_is_idempotent(second_install):
+    """A run on an installed venv installs nothing, builds nothing and passes its own final check."""
+    out = second_install.stdout
+    assert "install.sh: requirements.txt already installed" in out
+    assert "install.sh: horovod already built (horovod=0.28.1" in out
+    assert "building horovod" not in out and "installing requirements" not in out
+    assert "install.sh: ready:" in out
+
+
+@pytest.mark.slow
+def test_check_build_lists_tensorflow_and_gloo(second_install):
+    """The report of `horovodrun --check-build` (install.sh's last step) marks TensorFlow and Gloo."""
+    out = second_install.stdout
+    assert "Available Frameworks:" in out, out[-2000:]
+    sections = _check_build_sections(out)
+    assert "TensorFlow" in sections["Frameworks"], out
+    assert "Gloo" in sections["Controllers"], out
+    assert "Gloo" in sections["Tensor Operations"], out
 
 
 WORKER = """
