@@ -1,19 +1,35 @@
-"""The per-rank program of tests/test_distributed.py, started by `horovodrun -np 2 ... python THIS`.
+"""The per-rank program of tests/test_distributed.py, started once by `horovodrun -np 2 ... python THIS`.
 
-    distributed_worker.py train OUTDIR [--rank_args R "FLAGS"]... -- TRAIN.PY FLAGS
-        runs train.main in OUTDIR/cwd{rank} with the flags (plus, on rank R, FLAGS) and saves to
-        OUTDIR/rank{rank}.pkl what the test compares: the variables right after build_model (the
-        data-dependent init or restore and its broadcast), the final variables, and every training
-        batch this rank consumed, in order.
-    distributed_worker.py step OUTDIR
-        one training step on this rank's share of a fixed batch with fixed noise (one_step), then
-        one with a NaN in rank 1's noise only, saved to OUTDIR/step{rank}.pkl; the test runs
-        one_step in one process on the whole batch.
+    distributed_worker.py suite OUTDIR
+        runs the jobs listed in OUTDIR/jobs.json one after another in this one process (each rank
+        pays horovodrun's start and the TensorFlow import once, not once per job) and saves each
+        job's results to OUTDIR/JOB/rank{rank}.pkl. A job is
+          {"name", "kind": "train", "args": [...], "rank1_args": [...]}: train.main with the flags
+            (plus, on rank 1, rank1_args) in OUTDIR/JOB/cwd{rank}, which must stay empty; saved: the
+            variables right after build_model (the data-dependent init or restore and its
+            broadcast), the final variables, and every training batch this rank consumed, in order;
+          {"name", "kind": "step"}: one training step on this rank's share of a fixed batch with
+            fixed noise (one_step), then one with a NaN in rank 1's noise only; the test runs
+            one_step in one process on the whole batch.
+        A job that ends in SystemExit (train.py's errors) saves {"exit": its code} and prints the
+        message as the interpreter would at exit; any other exception saves {"error": traceback}.
+        Either way the next job runs. Each job starts with the line JOB_MARKER + name on stdout and
+        stderr, so the test splits what each rank printed by job, and ends with a check that both
+        ranks finished the same job (train.py's checks stop every worker together, so they must
+        stay in step).
+
+Each job runs as in a fresh process: train.main seeds TensorFlow and numpy itself, Distributed()
+may be built again (hvd.init is idempotent), the recording wrappers are undone after the job, and
+each job has its own working directory (each job's results equal those of the job launched alone,
+bit for bit). What a shared process cannot show is the real processes' side of an error: their
+exit code, and rank 1 not waiting for a rank 0 whose process has ended; the test of a failure on
+rank 0 only therefore also launches train.py by itself.
 """
+import json
 import os
 import pickle
-import shlex
 import sys
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,6 +49,8 @@ STEP_CONFIG = GlowConfig(image_size=8, n_levels=2, depth=2, width=16, flow_coupl
                          n_y=10)
 STEP_BATCH = 6
 STEP_LR = 0.01
+# The line that starts each job in a rank's stdout and stderr, followed by the job's name.
+JOB_MARKER = "distributed_worker.py: job "
 
 
 def step_inputs(n_workers):
@@ -88,7 +106,8 @@ class _Recording:
             yield x, y
 
 
-def run_train(outdir, train_args, rank):
+def run_train(train_args):
+    """train.main(train_args) with data_loaders.get_data and train.build_model wrapped for recording."""
     consumed, after_build = [], []
     get_data, build_model = data_loaders.get_data, train.build_model
 
@@ -104,41 +123,68 @@ def run_train(outdir, train_args, rank):
         return built
 
     data_loaders.get_data, train.build_model = recording_get_data, recording_build_model
-    cwd = os.path.join(outdir, f"cwd{rank}")  # this rank's working directory: it must stay empty
+    try:
+        glow = train.main(train_args)
+    finally:
+        data_loaders.get_data, train.build_model = get_data, build_model
+    return {"after_build": after_build, "final": [v.numpy() for v in glow.variables], "consumed": consumed}
+
+
+def run_step():
+    """one_step on this rank's share of step_inputs, with a NaN in rank 1's noise for a second step."""
+    dist = Distributed()
+    x, y, init_noise, step_noise = step_inputs(dist.size)
+    mine = slice(dist.rank * STEP_BATCH, (dist.rank + 1) * STEP_BATCH)
+    return one_step(dist, x[mine], y[mine], init_noise[mine], step_noise[mine], nan_on_rank=1)
+
+
+def run_job(job, jobdir, rank):
+    """One job's results on this rank; {"exit": code} for a SystemExit, {"error": traceback} for another error."""
+    cwd = os.path.join(jobdir, f"cwd{rank}")  # this rank's working directory: it must stay empty
     os.makedirs(cwd, exist_ok=True)
+    start = os.getcwd()
     os.chdir(cwd)
-    glow = train.main(train_args)
-    with open(os.path.join(outdir, f"rank{rank}.pkl"), "wb") as f:
-        pickle.dump({"after_build": after_build, "final": [v.numpy() for v in glow.variables],
-                     "consumed": consumed}, f)
+    try:
+        if job["kind"] == "step":
+            return run_step()
+        return run_train(job["args"] + (job.get("rank1_args", []) if rank == 1 else []))
+    except SystemExit as e:
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr, flush=True)  # as the interpreter prints it when the process ends
+        return {"exit": e.code}
+    except Exception:  # noqa: BLE001 (recorded for the job's tests; the next job still runs)
+        traceback.print_exc()
+        sys.stderr.flush()
+        return {"error": traceback.format_exc()}
+    finally:
+        os.chdir(start)
+
+
+def run_suite(outdir):
+    """Runs OUTDIR/jobs.json's jobs in order, saving each one's results before the next starts."""
+    with open(os.path.join(outdir, "jobs.json")) as f:
+        jobs = json.load(f)
+    dist = Distributed()
+    rank = dist.rank
+    for job in jobs:
+        print(JOB_MARKER + job["name"], flush=True)
+        print(JOB_MARKER + job["name"], file=sys.stderr, flush=True)
+        jobdir = os.path.join(outdir, job["name"])
+        result = run_job(job, jobdir, rank)
+        with open(os.path.join(jobdir, f"rank{rank}.pkl"), "wb") as f:
+            pickle.dump(result, f)
+        finished = dist.allgather_object(job["name"])
+        if finished != [job["name"]] * dist.size:
+            raise SystemExit(f"distributed_worker.py: the ranks are out of step after job {job['name']!r}: "
+                             f"they finished {finished}")
 
 
 def main(argv):
-    if "--" in argv:
-        i = argv.index("--")
-        argv, train_args = argv[:i], argv[i + 1:]
-    else:
-        train_args = []
-    mode, outdir, options = argv[0], argv[1], argv[2:]
+    if len(argv) != 2 or argv[0] != "suite":
+        raise SystemExit(f"distributed_worker.py: expected `suite OUTDIR`, got {argv}")
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    rank = int(os.environ.get("HOROVOD_RANK", "0"))
-    if mode == "train":
-        while options:  # --rank_args R "FLAGS"
-            flag, r, flags, options = options[0], int(options[1]), options[2], options[3:]
-            assert flag == "--rank_args", flag
-            if r == rank:
-                train_args += shlex.split(flags)
-        run_train(os.path.abspath(outdir), train_args, rank)
-    elif mode == "step":
-        dist = Distributed()
-        x, y, init_noise, step_noise = step_inputs(dist.size)
-        mine = slice(dist.rank * STEP_BATCH, (dist.rank + 1) * STEP_BATCH)
-        result = one_step(dist, x[mine], y[mine], init_noise[mine], step_noise[mine], nan_on_rank=1)
-        with open(os.path.join(outdir, f"step{dist.rank}.pkl"), "wb") as f:
-            pickle.dump(result, f)
-    else:
-        raise SystemExit(f"distributed_worker.py: unknown mode {mode!r}; expected train or step")
+    run_suite(os.path.abspath(argv[1]))
 
 
 if __name__ == "__main__":

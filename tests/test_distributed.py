@@ -2,9 +2,19 @@
 train.py on digits, against single-process computations of what the workers must have done; the
 errors of misconfigured runs; the single-process fallback.
 
-Each rank runs tests/distributed_worker.py, which calls train.main and saves its variables and the
-batches it consumed. The horovodrun tests skip when horovod is not importable.
+Each horovodrun launch costs its start and a TensorFlow import per rank (~10 s here) before any work,
+so the 2-worker jobs share ONE launch (the `suite` fixture): tests/distributed_worker.py runs them one
+after another in the same two rank processes, calling train.main as a fresh process would, and saves
+each job's variables, consumed batches or SystemExit per rank; the worker marks each job's start in
+its output, so the tests read what each rank printed during their job. The jobs, in order: the
+digits run; its resume; --inference from it; --init_allreduce; the errors of ranks with different
+flags, of more ranks than shards and of rank 0 refusing a logdir that holds a run (train.py's checks
+stop both ranks together, so the jobs after them run in step); one training step on a fixed batch.
+test_a_failure_on_rank0_only_stops_rank1_too also launches train.py on its own: only a real process
+shows the exit code, the interpreter's own output and rank 1 not hanging once rank 0 is gone.
+The horovodrun tests skip when horovod is not importable.
 """
+import json
 import os
 import pickle
 import shutil
@@ -81,15 +91,44 @@ def rank_lines(output, rank, stream="stderr"):
     return [line[len(tag):] for line in output.splitlines() if line.startswith(tag)]
 
 
-def run_workers(outdir, train_args, rank1_args=""):
-    code, out = horovodrun([WORKER, "train", str(outdir), "--rank_args", "1", rank1_args, "--", *train_args])
-    if code != 0:
-        raise AssertionError(f"horovodrun failed ({code}):\n{out[-5000:]}")
-    ranks = []
-    for r in (0, 1):
-        with open(os.path.join(outdir, f"rank{r}.pkl"), "rb") as f:
-            ranks.append(pickle.load(f))
-    return ranks
+class Suite:
+    """The shared launch (see the module docstring): its exit code and output, and each job's results."""
+
+    def __init__(self, out, jobs, code, output):
+        self.out, self.jobs, self.code, self.output = out, jobs, code, output
+
+    def failure(self):
+        if self.code is None:  # it hung: the output says so
+            return self.output
+        return f"the shared horovodrun ended with {self.code}:\n{self.output[-5000:]}"
+
+    def results(self, job, stops=False):
+        """[rank 0's, rank 1's] results of `job`: what train.main or one_step returned, or with
+        `stops` {"exit": the SystemExit's code}; a job that went otherwise fails here."""
+        ranks = []
+        for r in (0, 1):
+            path = self.out / job / f"rank{r}.pkl"
+            if not path.exists():
+                raise AssertionError(f"job {job}: no results from rank {r}; {self.failure()}")
+            with open(path, "rb") as f:
+                result = pickle.load(f)
+            if "error" in result:
+                raise AssertionError(f"job {job} failed on rank {r}:\n{result['error']}")
+            if ("exit" in result) != stops:
+                raise AssertionError(f"job {job} on rank {r}: {result.get('exit', 'no SystemExit')}; it printed:\n"
+                                     + "\n".join(self.printed(job, r)[-30:]))
+            ranks.append(result)
+        return ranks
+
+    def printed(self, job, rank, stream="stderr"):
+        """The lines `rank` wrote to `stream` during `job`."""
+        lines, current = [], None
+        for line in rank_lines(self.output, rank, stream):
+            if line.startswith(worker.JOB_MARKER):
+                current = line[len(worker.JOB_MARKER):]
+            elif current == job:
+                lines.append(line)
+        return lines
 
 
 def assert_same_variables(actual, expected, atol=0.0, what=""):
@@ -108,29 +147,76 @@ def init_batch(rank):
     return data.init_batch
 
 
+def suite_jobs(out):
+    """The shared launch's jobs (distributed_worker.py's format), each job's files under out/NAME; the
+    jobs that read the digits run's logdir come after it, the step after the error jobs."""
+    digits = out / "digits" / "logdir"
+
+    def train(name, args, rank1_args=()):
+        return {"name": name, "kind": "train", "args": list(map(str, args)), "rank1_args": list(map(str, rank1_args))}
+
+    return [
+        train("digits", [*TINY, "--epochs", EPOCHS, "--logdir", digits],
+              ["--logdir", out / "digits" / "logdir_of_rank1"]),
+        train("resume", [*TINY, "--epochs", EPOCHS, "--logdir", out / "resume" / "logdir",
+                         "--restore_path", digits / "checkpoints" / "ckpt-4"],
+              ["--restore_path", out / "resume" / "nonexistent", "--logdir", out / "resume" / "logdir_of_rank1"]),
+        train("inference", [*TINY, "--epochs", EPOCHS, "--inference", "--restore_path", digits,
+                            "--logdir", out / "inference" / "logdir"]),
+        train("init_allreduce", [*TINY, "--epochs", "1", "--init_allreduce", "1", "--logdir",
+                                 out / "init_allreduce" / "logdir"]),
+        train("different_flags", [*TINY, "--epochs", "2", "--logdir", out / "different_flags" / "logdir"],
+              ["--lr", "0.002", "--depth", "3"]),
+        train("more_ranks_than_shards", ["--problem", "celeba", "--data_dir", out / "tfr", "--image_size", "8",
+                                         "--n_levels", "2", "--depth", "1", "--logdir",
+                                         out / "more_ranks_than_shards" / "logdir"]),
+        train("logdir_holds_a_run", [*TINY, "--epochs", "2", "--logdir", digits]),
+        {"name": "step", "kind": "step"},
+    ]
+
+
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
+def suite(tmp_path_factory):
+    """The one horovodrun launch of every job in suite_jobs; a hang keeps the results saved before it."""
+    out = tmp_path_factory.mktemp("suite")
+    jobs = suite_jobs(out)
+    with open(out / "jobs.json", "w") as f:
+        json.dump(jobs, f, indent=1)
+    x = np.random.RandomState(0).randint(0, 256, size=(8, 8, 8, 3)).astype(np.uint8)
+    for split in ("train", "validation"):  # one shard for two ranks (more_ranks_than_shards)
+        data_loaders.write_examples(str(out / "tfr"), split, 8, x, np.zeros(8, np.int64), shards=1)
+    try:
+        code, output = horovodrun([WORKER, "suite", str(out)], timeout=600)
+    except AssertionError as hang:
+        code, output = None, str(hang)
+    return Suite(out, [job["name"] for job in jobs], code, output)
+
+
+@pytest.fixture(scope="module")
+def digits_run(suite):
     """2 workers, 4 epochs on digits; rank 1 is given its own --logdir, which must stay unused."""
-    out = tmp_path_factory.mktemp("two_ranks")
+    out = suite.out / "digits"
     logdir = str(out / "logdir")
-    ranks = run_workers(out, [*TINY, "--epochs", str(EPOCHS), "--logdir", logdir],
-                        rank1_args=f"--logdir {out / 'logdir_of_rank1'}")
+    ranks = suite.results("digits")
     config = GlowConfig.load(os.path.join(logdir, "config.json"))
     return {"out": out, "logdir": logdir, "ranks": ranks, "config": config}
 
 
 @pytest.fixture(scope="module")
-def step_run(tmp_path_factory):
-    """The step worker's results on both ranks (see distributed_worker.one_step)."""
-    out = tmp_path_factory.mktemp("step")
-    code, output = horovodrun([WORKER, "step", str(out)])
-    if code != 0:
-        raise AssertionError(f"horovodrun failed ({code}):\n{output[-5000:]}")
-    ranks = []
-    for r in (0, 1):
-        with open(out / f"step{r}.pkl", "rb") as f:
-            ranks.append(pickle.load(f))
-    return ranks
+def step_run(suite):
+    """The step job's results on both ranks (see distributed_worker.one_step)."""
+    return suite.results("step")
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_the_shared_launch_runs_every_job_with_the_ranks_in_step(suite):
+    """The shared horovodrun exits 0: every job saved its results on both ranks, and after each job
+    (the error jobs too) the worker found both ranks done with the same job."""
+    assert suite.code == 0, suite.failure()
+    for job in suite.jobs:
+        for r in (0, 1):
+            assert (suite.out / job / f"rank{r}.pkl").exists(), f"job {job}, rank {r}"
 
 
 @needs_horovod
@@ -192,32 +278,28 @@ def test_only_rank0_writes_files(digits_run):
 
 @needs_horovod
 @pytest.mark.slow
-def test_two_rank_resume_continues_exactly(digits_run, tmp_path):
+def test_two_rank_resume_continues_exactly(digits_run, suite):
     """Resuming from the run's checkpoint after epoch 2 (step 4) ends with the uninterrupted run's
     weights. Rank 1 is given a --restore_path that does not exist: only rank 0 reads the checkpoint,
     and the counters (epoch, step) reach rank 1 by broadcast, so it resumes its stream at batch 4."""
     ckpt = os.path.join(digits_run["logdir"], "checkpoints", "ckpt-4")
     assert os.path.exists(ckpt + ".index")
-    ranks = run_workers(tmp_path, [*TINY, "--epochs", str(EPOCHS), "--logdir", str(tmp_path / "logdir"),
-                                   "--restore_path", ckpt],
-                        rank1_args=f"--restore_path {tmp_path / 'nonexistent'} --logdir {tmp_path / 'logdir_of_rank1'}")
+    ranks = suite.results("resume")  # --restore_path ckpt; on rank 1 a nonexistent one and its own --logdir
     for r in (0, 1):
         assert_same_variables(ranks[r]["final"], digits_run["ranks"][0]["final"], atol=1e-6, what=f"rank {r}")
         resumed_batches, full_batches = ranks[r]["consumed"][:4], digits_run["ranks"][r]["consumed"][4:8]
         for got, want in zip(resumed_batches, full_batches):
             np.testing.assert_array_equal(got, want)
-    assert not os.path.exists(tmp_path / "logdir_of_rank1")
+    assert not os.path.exists(suite.out / "resume" / "logdir_of_rank1")
 
 
 @needs_horovod
 @pytest.mark.slow
-def test_inference_gathers_every_ranks_test_shard_in_order(digits_run, tmp_path):
+def test_inference_gathers_every_ranks_test_shard_in_order(suite):
     """--inference with 2 ranks: each encodes and decodes its half of the test set; rank 0 writes
     them all, in the test set's order (the reconstructions are the test images, up to one level)."""
-    code, out = horovodrun([os.path.join(REPO, "train.py"), *TINY, "--epochs", str(EPOCHS), "--inference",
-                            "--restore_path", digits_run["logdir"], "--logdir", str(tmp_path / "inference")])
-    assert code == 0, out[-5000:]
-    z, x, y = (np.load(tmp_path / "inference" / f"{k}.npy") for k in "zxy")
+    suite.results("inference")  # --restore_path: the digits run's logdir
+    z, x, y = (np.load(suite.out / "inference" / "logdir" / f"{k}.npy") for k in "zxy")
     _, _, x_test, y_test = load_digits(8)
     assert z.shape == (len(x_test), 8 * 8 * 3) and x.shape == x_test.shape
     np.testing.assert_array_equal(y, y_test)
@@ -227,12 +309,11 @@ def test_inference_gathers_every_ranks_test_shard_in_order(digits_run, tmp_path)
 
 @needs_horovod
 @pytest.mark.slow
-def test_init_allreduce_is_the_init_on_all_ranks_batches(tmp_path):
+def test_init_allreduce_is_the_init_on_all_ranks_batches(suite):
     """--init_allreduce 1: every actnorm's statistics over both ranks' init batches (each with its own
     init noise), from rank 0's initial weights: the single-process init on the concatenated batch."""
-    ranks = run_workers(tmp_path, [*TINY, "--epochs", "1", "--init_allreduce", "1", "--logdir",
-                                   str(tmp_path / "logdir")])
-    config = GlowConfig.load(str(tmp_path / "logdir" / "config.json"))
+    ranks = suite.results("init_allreduce")  # TINY, --epochs 1 --init_allreduce 1
+    config = GlowConfig.load(str(suite.out / "init_allreduce" / "logdir" / "config.json"))
     reference = Glow(config, seed=0 + 2 * SEED)
     xs, noises = [], []
     for r in (0, 1):
@@ -300,52 +381,58 @@ def _assert_same_adamax_step(params, expected, grads, what):
     assert n_tiny < 0.01 * sum(p.size for p in params), f"{what}: {n_tiny} near-zero gradients; the check is weak"
 
 
-def _single_error_line(output, rank, message):
-    lines = rank_lines(output, rank)
+def _single_error_line(lines, rank, message):
+    """The one line of `lines` (what `rank` wrote to stderr) holding `message`; no line holds a traceback."""
     assert not [line for line in lines if "Traceback" in line], "\n".join(lines[-30:])
     hits = [line for line in lines if message in line]
     assert len(hits) == 1, f"rank {rank}: {message!r} not printed once:\n" + "\n".join(lines[-30:])
     return hits[0]
 
 
-@needs_horovod
-@pytest.mark.slow
-def test_more_ranks_than_shards_is_one_line_from_every_rank(tmp_path):
-    x = np.random.RandomState(0).randint(0, 256, size=(8, 8, 8, 3)).astype(np.uint8)
-    for split in ("train", "validation"):
-        data_loaders.write_examples(str(tmp_path / "tfr"), split, 8, x, np.zeros(8, np.int64), shards=1)
-    code, out = horovodrun([os.path.join(REPO, "train.py"), "--problem", "celeba", "--data_dir",
-                            str(tmp_path / "tfr"), "--image_size", "8", "--n_levels", "2", "--depth", "1",
-                            "--logdir", str(tmp_path / "logdir")])
-    assert code != 0
-    for r in (0, 1):
-        _single_error_line(out, r, "train.py: 2 ranks but only 1 train TFRecord shards")
-    assert not os.path.exists(tmp_path / "logdir")
+def _stopped(suite, job):
+    """[rank 0's, rank 1's] stderr lines in `job`, which must have stopped both with a failing SystemExit
+    (a message or a non-zero code: the process's exit code would not be 0)."""
+    for r, result in enumerate(suite.results(job, stops=True)):
+        assert result["exit"] not in (None, 0), f"rank {r}: {result['exit']!r}"
+    return [suite.printed(job, r) for r in (0, 1)]
 
 
 @needs_horovod
 @pytest.mark.slow
-def test_ranks_with_different_flags_stop_naming_the_fields(tmp_path):
-    code, out = horovodrun([WORKER, "train", str(tmp_path), "--rank_args", "1", "--lr 0.002 --depth 3", "--",
-                            *TINY, "--epochs", "2", "--logdir", str(tmp_path / "logdir")])
-    assert code != 0
+def test_more_ranks_than_shards_is_one_line_from_every_rank(suite):
+    printed = _stopped(suite, "more_ranks_than_shards")  # --problem celeba, a folder with 1 shard per split
     for r in (0, 1):
-        line = _single_error_line(out, r, "workers were started with different settings")
+        _single_error_line(printed[r], r, "train.py: 2 ranks but only 1 train TFRecord shards")
+    assert not os.path.exists(suite.out / "more_ranks_than_shards" / "logdir")
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_ranks_with_different_flags_stop_naming_the_fields(suite):
+    printed = _stopped(suite, "different_flags")  # rank 1 adds --lr 0.002 --depth 3
+    for r in (0, 1):
+        line = _single_error_line(printed[r], r, "workers were started with different settings")
         assert "depth: 2 on worker 0, 3 on worker 1" in line and "lr: 0.001 on worker 0, 0.002 on worker 1" in line
         assert "n_train" not in line  # only the differing fields
-    assert not os.path.exists(tmp_path / "logdir")
+    assert not os.path.exists(suite.out / "different_flags" / "logdir")
 
 
 @needs_horovod
 @pytest.mark.slow
-def test_a_failure_on_rank0_only_stops_rank1_too(digits_run):
+def test_a_failure_on_rank0_only_stops_rank1_too(digits_run, suite):
     """Rank 0 refuses a --logdir that holds a run; rank 1 (which does not look at the logdir) stops
-    with a line naming rank 0's error instead of waiting for it in a collective."""
+    with a line naming rank 0's error instead of waiting for it in a collective. In a launch of its
+    own, where the exit code is the processes' and a hang of rank 1 would show; and in the shared one."""
     code, out = horovodrun([os.path.join(REPO, "train.py"), *TINY, "--epochs", "2", "--logdir", digits_run["logdir"]])
     assert code != 0
-    _single_error_line(out, 0, "already holds a run")
-    line = _single_error_line(out, 1, "worker 1 of 2 stops: worker 0 failed")
-    assert "already holds a run" in line
+
+    def check(printed):
+        _single_error_line(printed[0], 0, "already holds a run")
+        line = _single_error_line(printed[1], 1, "worker 1 of 2 stops: worker 0 failed")
+        assert "already holds a run" in line
+
+    check([rank_lines(out, 0), rank_lines(out, 1)])
+    check(_stopped(suite, "logdir_holds_a_run"))
 
 
 # --- without horovod ---------------------------------------------------------------------------------
