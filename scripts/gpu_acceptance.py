@@ -138,7 +138,9 @@ def reference_part():
 
     outcomes = _Outcomes()
     with contextlib.redirect_stdout(sys.stderr):
-        code = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", REPO, REFERENCE_TESTS], plugins=[outcomes])
+        # -n 0: in this process, not on pytest.ini's two xdist workers
+        code = pytest.main(["-q", "-p", "no:cacheprovider", "-n", "0", "--rootdir", REPO, REFERENCE_TESTS],
+                           plugins=[outcomes])
     if code != 0 or outcomes.failed or not outcomes.passed:
         raise RuntimeError(f"pytest exited {int(code)}; failed: {outcomes.failed or 'none'}; "
                            f"{len(outcomes.passed)} passed")
