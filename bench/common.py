@@ -2,11 +2,13 @@
 description, and interleaved timing of variants that each live in their own worker process.
 
 Timing protocol. Each variant (our step with some flags, tfp.bijectors.Glow, the original release)
-runs in a worker process started by `start_workers`; a worker builds its model, warms up, reports
+runs in a worker process (`Worker`); a worker builds its model, warms up, reports
 `ready`, then waits. The parent asks the workers in turn to time a few steps ("run N"), rotating the
 order every round, so that every variant sees the same machine load (the machine is shared, and only
 ratios measured this way mean anything). Only one worker computes at a time. A worker that fails to
-build (e.g. an op XLA cannot compile) is reported as an error, not a crash of the benchmark.
+build (e.g. an op XLA cannot compile) is reported as an error, not a crash of the benchmark. A
+`--quick` run (what the tests run) builds the variants that change nothing global in its own process
+(`InProcessWorker`); the others still get a worker process each.
 """
 import contextlib
 import datetime
@@ -167,12 +169,52 @@ class Worker:
         self._log.close()
 
 
-def start_workers(specs, script):
-    """specs: list of (name, spec dict[, env dict]). Starts them all, then waits until each is ready."""
-    workers = [Worker(s[0], script, s[1], s[2] if len(s) > 2 else None) for s in specs]
-    for w in workers:
-        w.wait_ready()
-    return workers
+class InProcessWorker:
+    """A variant built and timed in this process, with Worker's interface. `--quick` runs use it for
+    the variants that change nothing global (see `needs_own_process`), so that a quick run starts one
+    TensorFlow instead of one per variant; its timings share one runtime and compare nothing (a quick
+    run only shows that every variant builds and steps)."""
+
+    def __init__(self, name, build, spec):
+        self.name, self.spec, self._build = name, spec, build
+        self.info, self.error, self._step = {}, None, None
+
+    def wait_ready(self):
+        if self._step is None and self.error is None:
+            try:
+                step, warmup, info = self._build(self.spec)
+                for _ in range(warmup):
+                    step()
+            except Exception as e:  # noqa: BLE001 (reported like a worker process that failed to build)
+                self.error = f"variant {self.name!r} failed to build: {type(e).__name__}: {e}"[:400]
+            else:
+                self._step, self.info = step, {"ready": True, "in_process": True, **(info or {})}
+        return self.error is None
+
+    def run(self, n):
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self._step()
+            times.append(time.perf_counter() - t0)
+        return times
+
+    def close(self):
+        self._step = None
+
+
+def needs_own_process(spec):
+    """Whether a variant must run in a worker process: it patches glow_tf (literal layers, proposals),
+    has an environment of its own (oneDNN), or is the original release (TF1 compatibility mode)."""
+    return bool(spec.get("literal") or spec.get("proposals") or spec.get("env") or spec.get("kind") == "original")
+
+
+def make_worker(name, script, spec, build=None):
+    """An InProcessWorker running `build` when one is given and the variant allows it, else a Worker
+    process running `script --worker SPEC`."""
+    if build is not None and not needs_own_process(spec):
+        return InProcessWorker(name, build, spec)
+    return Worker(name, script, spec, env=spec.get("env"))
 
 
 ONEDNN_ENV = {"TF_ENABLE_ONEDNN_OPTS": "1"}  # a worker's environment for TensorFlow's oneDNN CPU kernels

@@ -317,6 +317,8 @@ def main(argv=None):
                            "x K steps per level)", ["convolution", "ms"], [[k, common.fmt(v, 2)] for k, v in res.items()])
 
     if "proposals" in args.parts:
+        import train_speed
+
         cfg = common.config_dict(config_name)
         candidates = CANDIDATES if not args.quick else CANDIDATES[:2]
         numbers = {name: numbers_in_subprocess(props, config_name, batch) for name, props, _, _ in candidates
@@ -326,7 +328,8 @@ def main(argv=None):
         workers = []
         try:
             for name, spec in specs:
-                workers.append(common.Worker(name, "train_speed.py", spec))
+                workers.append(common.make_worker(name, "train_speed.py", spec,
+                                                  train_speed.build_ours if args.quick else None))
                 if len(workers) % 2 == 0:
                     workers[-2].wait_ready(), workers[-1].wait_ready()
             times = common.interleave_when_ready(workers, args.rounds, args.steps)
@@ -337,7 +340,8 @@ def main(argv=None):
         for w in workers:
             t = common.median(times.get(w.name, []))
             r = {"bench": "profile", "part": "proposals", "name": w.name, "ms_per_step": 1e3 * t if t else None,
-                 "speedup_vs_current": base / t if t and base else None, **numbers.get(w.name, {})}
+                 "speedup_vs_current": base / t if t and base else None, **numbers.get(w.name, {}),
+                 **{k: v for k, v in w.info.items() if k != "ready"}}
             if w.error:
                 r["error"] = w.error
             common.emit(r)

@@ -86,8 +86,9 @@ def run_config(args, config_name, batch):
     workers = []
     try:
         for name, spec in specs:
-            workers.append(common.Worker(name, "original.py" if spec["kind"] == "original" else "sample_speed.py",
-                                         spec, env=spec.get("env")))
+            build = build_ours if config_name == "quick" and spec["kind"] == "ours" else None
+            workers.append(common.make_worker(name, "original.py" if spec["kind"] == "original" else "sample_speed.py",
+                                              spec, build))
             if config_name != "quick":  # one at a time: the CelebA-HQ model is 175M parameters
                 workers[-1].wait_ready()
         times = common.interleave_when_ready(workers, args.rounds, args.steps)
@@ -125,7 +126,9 @@ def main(argv=None):
     p.add_argument("--original_dir", default="",
                    help="a checkout of openai/glow (model.py, tfops.py, optim.py) to time beside ours")
     common.add_variant_args(p, "also time make_sampler and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels)")
-    p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds of 2 draws (for the tests)")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny model, 2 rounds of 2 draws, variants that patch nothing built in this process "
+                        "(for the tests)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:

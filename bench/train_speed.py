@@ -156,7 +156,8 @@ def measure_groups(args, specs, script_for):
         workers = []
         try:
             for name, spec in group:
-                workers.append(common.Worker(name, script_for(spec), spec, env=spec.get("env")))
+                build = {"ours": build_ours, "tfp": build_tfp}.get(spec["kind"]) if args.quick else None
+                workers.append(common.make_worker(name, script_for(spec), spec, build))
                 if len(workers) % args.concurrency == 0:
                     for w in workers[-args.concurrency:]:
                         w.wait_ready()
@@ -221,7 +222,9 @@ def main(argv=None):
                    help="also time our step with these bench/proposals.py changes (no names: all of them)")
     common.add_variant_args(p, "also time the reference and the original with TF_ENABLE_ONEDNN_OPTS=1 (oneDNN "
                                "kernels); the reference (ours plain jit=0 ckpt=0) is measured whatever --variants says")
-    p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds of 2 steps (for the tests)")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny model, 2 rounds of 2 steps, variants that patch nothing built in this process "
+                        "(for the tests)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:

@@ -77,6 +77,8 @@ def test_train_speed_quick():
     for name in ("ours plain jit=0 ckpt=0", "ours lu jit=1 ckpt=0"):
         assert_finite(rows[name], ["ratio_vs_tfp"])
     assert rows["ours plain jit=0 ckpt=0"]["traces"] == 1  # the step is traced once, not per call
+    # --quick builds in this process only the variants that patch nothing: the literal layers patch glow_tf
+    assert {name for name, r in rows.items() if not r.get("in_process")} == {"ours plain jit=0 ckpt=0 literal"}
     assert rows["ours plain jit=0 ckpt=0"]["params"] == rows["ours plain jit=0 ckpt=1"]["params"]
     assert_all_numbers_finite(records)
     assert "Training throughput" in proc.stdout
@@ -94,6 +96,7 @@ def test_sample_speed_quick():
     proc, records = run_bench("sample_speed.py", "--quick")
     rows = {r["variant"]: r for r in records[1:]}
     assert set(rows) == {"ours glow.sample", "ours make_sampler", "ours decode_jit", "ours make_sampler literal"}
+    assert {name for name, r in rows.items() if not r.get("in_process")} == {"ours make_sampler literal"}
     for r in rows.values():
         assert "error" not in r, r
         assert_finite(r, ["ms", "images_per_s"])
@@ -139,7 +142,9 @@ def test_profile_quick():
     assert any("Conv2D" in r["op"] for r in ops)  # Conv2D..., or _MklNativeConv2D... under oneDNN
     assert abs(sum(r["share_of_kernel_time"] for r in ops) - 1) < 0.5  # the top 15 op types
     assert {r["name"] for r in parts["parts"]} >= {"objective (forward)", "whole step (make_train_step)"}
-    proposal = {r["name"]: r for r in parts["proposals"]}["matmul_1x1"]
+    proposals = {r["name"]: r for r in parts["proposals"]}
+    assert proposals["current"].get("in_process") and not proposals["matmul_1x1"].get("in_process")
+    proposal = proposals["matmul_1x1"]
     assert proposal["reference_max_abs_err"] < 1e-4  # the original's reference vectors still hold
     assert proposal["grad_max_rel_diff"] < 1e-4
     assert_all_numbers_finite(records)
