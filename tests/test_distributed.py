@@ -17,7 +17,6 @@ The horovodrun tests skip when horovod is not importable.
 import json
 import os
 import pickle
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,13 +34,9 @@ from glow_tf.distributed import Distributed
 from glow_tf.optim import Optimizer, beta2_from
 from glow_tf.seeds import INIT_NOISE, noise_seed
 from glow_tf.training import RunState, make_train_step
+from horovod_launch import ENV, HOROVODRUN, REPO, needs_horovod
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, "tests", "distributed_worker.py")
-HOROVODRUN = shutil.which("horovodrun", path=os.path.dirname(sys.executable)) or shutil.which("horovodrun")
-# One thread per rank: two ranks share the two cores.
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
-       "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 # Every variable a launcher or scheduler sets that says which worker a process is.
 LAUNCHER_VARS = ("HOROVOD_RANK", "HOROVOD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK",
                  "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_ID",
@@ -51,20 +46,6 @@ SEED = 3
 # test_train.py's tiny model; with 2 workers an epoch is ceil(256 / (64 * 2)) = 2 steps of 64 images each.
 TINY = ["--config", "tiny", "--seed", str(SEED), "--keep_checkpoints", "5"]  # configs/tiny.py
 EPOCHS = 5  # epochs 1..4: 8 steps
-
-
-def _horovod_missing():
-    try:
-        import horovod.tensorflow  # noqa: F401, PLC0415
-    except ImportError as e:
-        return f"horovod is not importable ({e}); scripts/install.sh builds it"
-    if HOROVODRUN is None:
-        return "horovodrun is not on PATH"
-    return None
-
-
-HOROVOD_MISSING = _horovod_missing()
-needs_horovod = pytest.mark.skipif(HOROVOD_MISSING is not None, reason=str(HOROVOD_MISSING))
 
 
 def horovodrun(args, timeout=300):

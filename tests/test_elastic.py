@@ -9,7 +9,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +18,9 @@ import time
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from horovod_launch import ENV, HOROVODRUN, REPO, needs_horovod
+
 WORKER = os.path.join(REPO, "tests", "elastic_worker.py")
-HOROVODRUN = shutil.which("horovodrun", path=os.path.dirname(sys.executable)) or shutil.which("horovodrun")
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
-       "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 COMMIT = 3  # --elastic_commit_steps
 TRAIN_ITS = 8  # 1024 anchored images per epoch over 2 starting workers of 64
@@ -34,17 +31,6 @@ TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels",
         "--epochs_full_sample", "100", "--flow_coupling", "1", "--learntop", "--gradient_checkpointing", "0",
         "--seed", "3", "--n_batch_init", "128", "--epochs", str(EPOCHS), "--elastic", "1",
         "--elastic_commit_steps", str(COMMIT), "--verbose"]
-
-
-def _horovod_missing():
-    try:
-        import horovod.tensorflow  # noqa: F401, PLC0415
-    except ImportError as e:
-        return f"horovod is not importable ({e}); scripts/install.sh builds it"
-    return None if HOROVODRUN else "horovodrun is not on PATH"
-
-
-needs_horovod = pytest.mark.skipif(_horovod_missing() is not None, reason=str(_horovod_missing()))
 
 
 class Job:
