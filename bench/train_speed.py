@@ -110,6 +110,9 @@ def build_tfp(spec):
     return step, 2, {"params": sum(int(np.prod(v.shape)) for v in params), "first_step_s": round(first, 1)}
 
 
+BUILDERS = {"ours": build_ours, "tfp": build_tfp}  # by a spec's kind; the original's is in original.py
+
+
 # --- the benchmark ----------------------------------------------------------------------------
 def variants(args, config_name, batch):
     """(name, spec) of every worker for one configuration; the first is the reference (train.py's step
@@ -156,7 +159,7 @@ def measure_groups(args, specs, script_for):
         workers = []
         try:
             for name, spec in group:
-                build = {"ours": build_ours, "tfp": build_tfp}.get(spec["kind"]) if args.quick else None
+                build = BUILDERS.get(spec["kind"]) if args.quick else None
                 workers.append(common.make_worker(name, script_for(spec), spec, build))
                 if len(workers) % args.concurrency == 0:
                     for w in workers[-args.concurrency:]:
@@ -230,7 +233,7 @@ def main(argv=None):
     if args.worker is not None:
         import json
         kind = json.loads(args.worker)["kind"]
-        return common.worker_main(args.worker, {"ours": build_ours, "tfp": build_tfp}[kind])
+        return common.worker_main(args.worker, BUILDERS[kind])
     if args.proposed is not None and not args.proposed:
         import proposals
         args.proposed = [n for n in proposals.PROPOSALS if n != "edge_split"]
