@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders import augment, core
-from glow_tf.seeds import loader_seed
+from data_loaders.core import loader_seed
 
 _FOREVER = 2 ** 62
 
@@ -130,6 +130,11 @@ class ArrayData(core.Data):
                                   loader_seed(seed, rank, size, "train"))
         self._init = ArrayStream(x_train, y_train, self.local_batch_train, image_size, aug,
                                  loader_seed(seed, rank, size, "init"))
+
+    def test_arrays(self):
+        """(x uint8 [n, image_size, image_size, 3], y int32 [n]): this rank's whole test split, un-batched,
+        in the order the test stream reads it (its first n_test images are the ones evaluated)."""
+        return self._x_test, self._y_test
 
     def train(self, start_batch=0):
         if start_batch < 0:

@@ -4,6 +4,7 @@ Ports openai/glow train.py:get_data (per-problem defaults, anchored batch sizes)
 (full_test_its).
 """
 import math
+import zlib
 
 import numpy as np
 
@@ -26,6 +27,16 @@ DEFAULT_TFR_N_TEST_PER_RANK = {"lsun_realnvp": 300, "lsun": 300}
 
 # openai train.py: {local_batch_train: local_batch_test}, "round down to closest divisor of 50".
 TEST_BATCH_TABLE = {64: 50, 32: 25, 16: 10, 8: 5, 4: 2, 2: 2, 1: 1}
+
+
+def loader_seed(seed, rank, size, stream):
+    """A 32-bit NumPy seed for the named stream ('train', 'init', 'train/crop', ...) of one rank.
+
+    Batch k of a stream is then a function of (seed, rank, size, stream, k), so a loader started at
+    batch k yields what one started at 0 yields from batch k on, without replaying batches 0..k-1.
+    """
+    entropy = [int(seed), int(rank), int(size), zlib.crc32(stream.encode())]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def check_problem(problem):
@@ -109,6 +120,8 @@ class Data:
         successive evaluations continue through the test set as the original's iterator did.
       explain_data_loss(error): for a tf.errors.DataLossError met while iterating a stream, the
         error to raise instead (TFRecord problems name the corrupt file; others return error).
+      test_arrays(): the in-memory problems only (arrays.ArrayData): this rank's whole test split
+        as NumPy, un-batched (what the demo picks its examples and class directions from).
     """
 
     problem: str

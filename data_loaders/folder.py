@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from glow_tf import images
+from data_loaders import image_files as images
 
 HOLDOUT_FRACTION = 0.1
 

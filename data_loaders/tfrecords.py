@@ -12,7 +12,7 @@ Pipeline per rank, as openai input_fn, with these changes:
   * the file list is sorted before `shard` (the original sharded tf.data.list_files' shuffled
     order, which with per-rank seeds need not give disjoint shards; docs/original.md#q6): rank r
     reads files[r::size], disjoint across ranks;
-  * every random op is seeded from (seed, rank, size) (glow_tf.seeds.loader_seed), and the random crop is
+  * every random op is seeded from (seed, rank, size) (core.loader_seed), and the random crop is
     stateless, seeded by the record's position in the stream, so the stream is reproducible;
   * train(start_batch) skips start_batch * local_batch_train raw records before parsing, which
     makes it equal to train(0) from batch start_batch on (the skipped records are read, not
@@ -32,7 +32,6 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders import core
-from glow_tf.seeds import loader_seed
 
 FILES_SHUFFLE = 1024  # openai get_data.py _FILES_SHUFFLE
 SHUFFLE_FACTOR = 4  # openai get_data.py _SHUFFLE_FACTOR
@@ -258,7 +257,7 @@ class TFRecordData(core.Data):
         _check_first(self.test_files, image_size, self.crop, f"{problem} validation shard of rank {rank}")
 
     def _seed(self, stream):
-        return loader_seed(self.seed, self.rank, self.size, stream)
+        return core.loader_seed(self.seed, self.rank, self.size, stream)
 
     def _records(self, files, shuffle_stream):
         ds = tf.data.Dataset.from_tensor_slices(files)

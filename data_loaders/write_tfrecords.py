@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from data_loaders import core
+from data_loaders import image_files as images
 from data_loaders.tfrecords import resolution_log2, tfrecord_name
-from glow_tf import images
 
 IMAGES_PER_SHARD = 1000  # default --shards: one shard per 1000 images
 

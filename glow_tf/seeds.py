@@ -7,12 +7,13 @@ a function of (seed, worker, stream, counter):
 
 - `noise_seed`: the [2] seed of a TensorFlow stateless op (dequantisation noise, samples);
 - `loader_seed`: a 32-bit NumPy seed for one named stream of the data loaders (shuffles,
-  augmentation, crops).
+  augmentation, crops); it belongs to the data layer (data_loaders.core) and is re-exported here.
 """
-import zlib
-
-import numpy as np
 import tensorflow as tf
+
+from data_loaders.core import loader_seed
+
+__all__ = ["TRAIN_NOISE", "TEST_NOISE", "SAMPLES", "INIT_NOISE", "noise_seed", "loader_seed"]
 
 # The TensorFlow streams of one worker (the second key of noise_seed).
 TRAIN_NOISE, TEST_NOISE, SAMPLES, INIT_NOISE = 0, 1, 2, 3
@@ -23,12 +24,3 @@ def noise_seed(seed, stream, counter):
     base = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
     return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
 
-
-def loader_seed(seed, rank, size, stream):
-    """A 32-bit seed for the data loaders' named stream ('train', 'init', 'train/crop', ...) of one rank.
-
-    Batch k of a stream is then a function of (seed, rank, size, stream, k), so a loader started at
-    batch k yields what one started at 0 yields from batch k on, without replaying batches 0..k-1.
-    """
-    entropy = [int(seed), int(rank), int(size), zlib.crc32(stream.encode())]
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])

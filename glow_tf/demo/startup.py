@@ -48,7 +48,7 @@ def run_test_data(flags, config, data_dir=None):
     if problem not in LABELLED_PROBLEMS or (problem not in LOCAL_PROBLEMS and not data_dir):
         return None
     data = data_loaders.get_data(problem, data_dir=data_dir, image_size=config.image_size, dal=0)
-    x, y = data._x_test, data._y_test  # noqa: SLF001 (the whole test split, un-batched)
+    x, y = data.test_arrays()
     if x.shape[-1] != config.n_channels:
         return None
     return x, y.astype(np.int32)
