@@ -6,14 +6,19 @@
 
 The first argument may name a command of `python -m glow_tf` (see `python sample.py COMMAND -h`);
 without one, the command is `sample` (see `python sample.py -h`). Ports openai train.py's sampling
-(f_sample; temperature at the top prior and every split) and the demo's latent tools.
+(f_sample; temperature at the top prior and every split) and the demo's latent tools. Installed, the
+same commands are `glow-tf sample ...`, `glow-tf encode ...`, ...
 """
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines, before it loads
 
-from glow_tf.__main__ import COMMANDS, main
+from glow_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402 (imports no TensorFlow)
+
+import_tensorflow_quietly()
+
+from glow_tf.__main__ import COMMANDS, main  # noqa: E402
 
 
 def run(argv=None):

@@ -1,5 +1,6 @@
-"""Command line for sampling and the latent-space tools: `python -m glow_tf COMMAND ...`, or
-`python sample.py [COMMAND] ...` (whose default command is `sample`).
+"""Command line for sampling and the latent-space tools: `python -m glow_tf COMMAND ...` or `glow-tf
+COMMAND ...` (the installed console script), or `python sample.py [COMMAND] ...` (whose default command
+is `sample`). `train` hands its arguments to glow_tf.cli.train (train.py's flags).
 
 Commands: sample, encode, decode, reconstruct, interpolate, direction, manipulate, export, serve. Each
 loads a model in one of three ways:
@@ -10,7 +11,12 @@ loads a model in one of three ways:
                                      hyper-parameters (an hps JSON, or the original's train.txt)
 Bad input gives one `error: ...` line and exit status 2.
 """
-import argparse
+if __name__ == "__main__":  # `python -m glow_tf`: TensorFlow's start-up lines are dropped as it loads
+    from glow_tf.cli.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+import argparse  # noqa: E402 (after TensorFlow's quiet import, when run as a program)
 import contextlib
 import itertools
 import json
@@ -361,6 +367,8 @@ def build_parser(prog=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_model_parser()]
+    # listed for the help; main() hands `train ...` to glow_tf.cli.train before this parser runs
+    sub.add_parser("train", add_help=False, help="train a Glow: train.py's flags (see `train -h`)")
 
     p = sub.add_parser("sample", parents=common, help="sample at one or more temperatures (a PNG grid)")
     p.add_argument("--temperature", nargs="+", default=["0.7"], metavar="T",
@@ -451,6 +459,11 @@ def build_parser(prog=None):
 
 def main(argv=None, prog=None):
     """Runs one command; returns the exit status (2, with one `error:` line, for bad input)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from glow_tf.cli import train  # noqa: PLC0415 (the training loop's modules, only for this command)
+
+        return train.main(argv[1:])
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.batch_size < 1:

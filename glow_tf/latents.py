@@ -170,26 +170,49 @@ def check_images(config, images):
 
 
 def check_labels(config, y, n):
-    """int32 [n] labels for the model: one class for all, or one per image; zeros for an
-    unconditional model, which must not be given labels."""
+    """int32 [n]: the class labels `y` of n images, checked by the package's one rule set for labels (the
+    model's methods, the latent tools' command line and the demo's API all call it):
+
+    - an unconditional model (ycond=False) takes no labels: y must be None (the zeros returned are what
+      the compiled functions are fed);
+    - a class-conditional model needs them: one class for all n images, or one per image ([n]);
+    - a class is an integer (not a bool, not a float, not even 3.0) in 0..n_y-1.
+
+    Each violation is one ValueError naming the bad value and what was expected.
+    """
     if not config.ycond:
         if y is not None:
-            raise ValueError(f"class labels y={short(y)} given, but this model is unconditional (ycond=False)")
+            raise ValueError(f"class labels y={short(y)} given, but this model is unconditional (ycond=False); "
+                             f"expected no labels")
         return np.zeros(n, np.int32)
     if y is None:
-        raise ValueError(f"this model is class-conditional (ycond=True, n_y={config.n_y}): give a class "
-                         f"0..{config.n_y - 1}, or one per image")
+        raise ValueError(f"this model is class-conditional (ycond=True, n_y={config.n_y}): pass the labels y, "
+                         f"one class 0..{config.n_y - 1} for all images, or one per image")
     arr = np.asarray(y)
-    if arr.dtype.kind not in "iu" or arr.ndim > 1:
-        raise ValueError(f"class labels must be integers (one, or [N]), got {short(y)}")
+    check_label_type(config, arr.dtype, arr.shape, n, y)
     arr = np.broadcast_to(arr, (n,)) if arr.ndim == 0 else arr
-    if len(arr) != n:
-        raise ValueError(f"{len(arr)} class labels given for {n} images")
     bad = arr[(arr < 0) | (arr >= config.n_y)]
     if bad.size:
         raise ValueError(f"class {bad[0]} is out of range: the model has n_y={config.n_y} classes "
                          f"(0..{config.n_y - 1})")
     return arr.astype(np.int32)
+
+
+def check_label_type(config, dtype, shape, n, y=None):
+    """The part of `check_labels`' rules that the type alone shows: integer classes, one or [n] of them.
+
+    For labels whose values are not known yet (a tensor inside tf.function): `dtype` a NumPy dtype,
+    `shape` a tuple whose entries may be None (unknown), `n` the number of images or None.
+    """
+    what = "y" if y is None else f"y={short(y)}"
+    if np.dtype(dtype).kind not in "iu":
+        raise ValueError(f"class labels {what} are {np.dtype(dtype).name}; expected integer classes 0..{config.n_y - 1}")
+    if shape is not None and len(shape) > 1:
+        raise ValueError(f"class labels {what} have shape {tuple(shape)}; expected one class for all images, "
+                         f"or one per image [N]")
+    if shape is not None and len(shape) == 1 and None not in (shape[0], n) and shape[0] != n:
+        raise ValueError(f"{shape[0]} class labels given for {n} images; expected one class for all images, "
+                         f"or one per image")
 
 
 def check_count(value, name, minimum):

@@ -408,21 +408,24 @@ class Glow(tf.Module):
                              f"got shape {tuple(x.shape)}")
 
     def _check_labels(self, y, like):
+        """The labels of the graph-level methods. None for an unconditional model, which has no use for
+        them (training feeds every problem's labels, as the original did). For a class-conditional one,
+        latents.check_labels (the package's one rule set): in full when the values are known (NumPy,
+        Python, eager or constant tensors); inside tf.function, what the type shows (integer dtype, one
+        label or one per example of `like`)."""
         if not self.config.ycond:
             return None
-        if y is None:
-            raise ValueError("this model is class-conditional (ycond=True): pass the labels y")
-        y = tf.convert_to_tensor(y)
-        if y.dtype.is_floating or y.shape.rank != 1:
-            raise ValueError(f"labels y must be integers of shape [N], got {y.dtype.name} {y.shape}")
-        n = tf.TensorShape(like.shape)[0] if tf.TensorShape(like.shape).rank else None
-        if y.shape[0] is not None and n is not None and y.shape[0] != n:
-            raise ValueError(f"{y.shape[0]} labels given for a batch of {n}; expected one label per example")
-        if tf.executing_eagerly() and y.shape[0]:
-            bad = y.numpy()[(y.numpy() < 0) | (y.numpy() >= self.config.n_y)]
-            if bad.size:
-                raise ValueError(f"label {bad[0]} is out of range for n_y={self.config.n_y}")
-        return y
+        shape = tf.TensorShape(like.shape)
+        n = shape[0] if shape.rank else None
+        values = tf.get_static_value(y) if tf.is_tensor(y) else y
+        if y is None or values is not None:  # the values are known: every rule
+            one = np.ndim(values) == 0
+            count = n if n is not None else 1 if one else len(values)
+            labels = tf.constant(latent_ops.check_labels(self.config, values, count))
+            return tf.fill(tf.shape(like)[:1], labels[0]) if one and n is None else labels
+        latent_ops.check_label_type(self.config, y.dtype.as_numpy_dtype,
+                                    None if y.shape.rank is None else tuple(y.shape), n)
+        return tf.fill(tf.shape(like)[:1], y) if y.shape.rank == 0 else y
 
     def _as_eps_list(self, eps):
         if not isinstance(eps, (list, tuple)):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up glow-tf: a virtual environment (created when missing), the pinned requirements.txt, then
-# Horovod 0.28.1 built from its PyPI sdist against the installed TensorFlow, and finally
+# Sets up glow-tf: a virtual environment (created when missing), the pinned requirements.txt, the project
+# itself (editable: `pip install -e .`), then Horovod 0.28.1 built from its PyPI sdist against the installed
+# TensorFlow, and finally
 # `horovodrun --check-build` as proof that the build has TensorFlow and Gloo (and NCCL / MPI when asked).
 # The README, CI and the Dockerfile all install through this one script.
 #
@@ -69,6 +70,20 @@ else
     "$py" -m pip install --quiet --upgrade pip
     "$py" -m pip install --quiet -r requirements.txt
     echo "$want_reqs" > "$stamp"
+fi
+
+# 2a. The project itself, editable (pyproject.toml): the `glow-tf` command, and `import glow_tf` from any folder
+#     (horovodrun's ranks, the tests' subprocesses) runs this work tree. Without build isolation or dependencies:
+#     setuptools and every dependency are the pins just installed, so this is quick and needs no network.
+#     Skipped while pyproject.toml and the tree's location are unchanged since the last successful install.
+project_stamp="$venv/.glow_tf_project.sha256"
+want_project="$( (cat pyproject.toml; echo "$repo") | sha256sum | cut -d' ' -f1)"
+if [ -f "$project_stamp" ] && [ "$(cat "$project_stamp")" = "$want_project" ] && [ -x "$venv/bin/glow-tf" ]; then
+    log "glow-tf already installed (editable, $repo)"
+else
+    log "installing glow-tf (editable, $repo)"
+    "$py" -m pip install --quiet --no-deps --no-build-isolation --editable .
+    echo "$want_project" > "$project_stamp"
 fi
 
 # --- the demo's browser (tests/test_demo.py) --------------------------------------------------------------

@@ -5,7 +5,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-import glow_tf  # noqa: E402, F401 (loads TensorFlow without its harmless start-up errors on the console)
+from glow_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402 (imports no TensorFlow)
+
+import_tensorflow_quietly()  # TensorFlow without its harmless start-up errors on the console
 import tensorflow as tf  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

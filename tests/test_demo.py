@@ -228,7 +228,8 @@ BAD = [
     ("temperature text", "/api/random", {"temperature": "hot", "y": 0}, 400, "'hot' is not a number"),
     ("missing field", "/api/mix", {"alpha": 0.5}, 400, "missing field 'id1'"),
     ("missing class", "/api/random", {"temperature": 0.5}, 400, "missing y"),
-    ("class out of range", "/api/encode", {"example": 0, "y": 10}, 400, "y 10: expected a class 0..9"),
+    ("class out of range", "/api/encode", {"example": 0, "y": 10}, 400,
+     "y 10: class 10 is out of range: the model has n_y=10 classes (0..9)"),
     ("unknown id", "/api/mix", {"id1": "nope", "id2": "nope", "alpha": 0}, 404, "'nope' is unknown"),
     ("alpha not a number", "/api/mix", {"id1": "$id", "id2": "$id", "alpha": "x"}, 400,
      "alpha 'x': expected a finite number"),
@@ -506,8 +507,8 @@ def test_an_unconditional_run_without_directions_or_data():
     answer = client.post("/api/encode", json={"example": 2}).get_json()
     assert answer["image"] == data_url(model.reconstruct(examples[2:3], noise="centre")[0])
     assert answer["projection"] == {}
-    for path, body, message in (("/api/random", {"temperature": 0.5, "y": 1}, "y 1 given, but this model is "
-                                 "unconditional"),
+    for path, body, message in (("/api/random", {"temperature": 0.5, "y": 1}, "y 1: class labels y=1 given, "
+                                 "but this model is unconditional"),
                                 ("/api/manipulate", {"id": answer["id"], "alphas": {}}, "(this run has no directions)")):
         r = client.post(path, json=body)
         assert r.status_code == 400 and message in r.get_json()["error"], r.get_json()

@@ -460,15 +460,15 @@ def test_labels_are_required_and_checked_for_a_ycond_model():
     x = _images(2, 8)
     with pytest.raises(ValueError, match="ycond=True.*pass the labels y"):
         glow.objective(x)
-    with pytest.raises(ValueError, match="label 3 is out of range for n_y=3"):
+    with pytest.raises(ValueError, match=r"class 3 is out of range: the model has n_y=3 classes \(0..2\)"):
         glow.objective(x, np.array([0, 3]))
-    with pytest.raises(ValueError, match="label -1 is out of range"):
+    with pytest.raises(ValueError, match="class -1 is out of range"):
         glow.objective(x, np.array([-1, 0]))
-    with pytest.raises(ValueError, match="labels y must be integers of shape \\[N\\], got float32"):
+    with pytest.raises(ValueError, match=r"class labels y=\[0.0, 1.0\] are float32; expected integer classes 0..2"):
         glow.objective(x, np.array([0.0, 1.0], np.float32))
-    with pytest.raises(ValueError, match="3 labels given for a batch of 2; expected one label per example"):
+    with pytest.raises(ValueError, match="3 class labels given for 2 images; expected one class for all images"):
         glow.objective(x, np.array([0, 1, 2]))
-    with pytest.raises(ValueError, match="1 labels given for a batch of 2"):
+    with pytest.raises(ValueError, match="1 class labels given for 2 images"):
         glow.decode_with_log_det(glow.temperature_eps(2), np.array([1]))
     with pytest.raises(ValueError, match="ycond=True.*pass the labels y"):
         glow.decode_with_log_det(glow.temperature_eps(2, 0.5))

@@ -138,19 +138,16 @@ class DemoState:
 
     # --- request parsing ------------------------------------------------------------------------
     def label(self, value, field="y"):
-        """The class of a request: None for an unconditional model; required (0..n_y-1) otherwise."""
-        cfg = self.config
-        if not cfg.ycond:
-            if value is not None:
-                raise ApiError(f"{field} {latent_ops.short(value)} given, but this model is unconditional")
-            return None
-        if value is None:
-            raise ApiError(f"missing {field}: this model is class-conditional; give a class 0..{cfg.n_y - 1}")
+        """The class of a request (a number, or its text in a form field), checked by latents.check_labels:
+        None for an unconditional model; required (0..n_y-1) otherwise."""
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < cfg.n_y:
-            raise ApiError(f"{field} {latent_ops.short(value)}: expected a class 0..{cfg.n_y - 1}")
-        return value
+        try:
+            checked = latent_ops.check_labels(self.config, value, 1)
+        except ValueError as e:
+            what = f"missing {field}" if value is None else f"{field} {latent_ops.short(value)}"
+            raise ApiError(f"{what}: {e}") from None
+        return int(checked[0]) if self.config.ycond else None
 
     def alphas(self, value, field="alphas"):
         """{name: coefficient} -> (names, float32 [A]) of known directions with finite coefficients."""
