@@ -1,5 +1,5 @@
 """Tests for the quick start's data (the digits_4bit problem), for the judge of
-bench/quickstart_quality.py on real digits against noise, and for glow_tf's quiet TensorFlow import."""
+bench/quickstart_quality.py on real digits against noise."""
 import os
 import subprocess
 import sys
@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 import data_loaders
-import glow_tf
 from data_loaders import digits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,64 +112,3 @@ def test_features_box_average_any_resolution_back_to_8x8():
     with pytest.raises(ValueError, match=r"multiple or a divisor of 8, got shape \(1, 12, 12, 3\)"):
         quality.to_features(np.zeros((1, 12, 12, 3), np.uint8))
     np.testing.assert_array_equal(quality.on_output_grid(np.array([0, 15, 16, 255], np.uint8), 4), [0, 0, 16, 240])
-
-
-# --- quiet TensorFlow import (glow_tf/__init__.py) -------------------------------------------------------
-BENIGN = [
-    "2026-12-01 20:14:43.867104: E external/local_xla/xla/stream_executor/cuda/cuda_fft.cc:477] Unable to register "
-    "cuFFT factory: Attempting to register factory for plugin cuFFT when one has already been registered",
-    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
-    "E0000 00:00:1796156083.883438    7609 cuda_dnn.cc:8310] Unable to register cuDNN factory: Attempting to "
-    "register factory for plugin cuDNN when one has already been registered",
-    "E0000 00:00:1796156083.888075    7609 cuda_blas.cc:1418] Unable to register cuBLAS factory: Attempting to "
-    "register factory for plugin cuBLAS when one has already been registered",
-    "2026-12-01 20:14:43.903794: I tensorflow/core/platform/cpu_feature_guard.cc:210] This TensorFlow binary is "
-    "optimized to use available CPU instructions in performance-critical operations.",
-    "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with the "
-    "appropriate compiler flags.",
-    "2026-12-01 20:14:43.855289: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] Could not find cuda drivers "
-    "on your machine, GPU will not be used.",
-]
-CUINIT = ("2026-12-01 20:14:47.981009: E external/local_xla/xla/stream_executor/cuda/cuda_driver.cc:152] failed "
-          "call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
-REAL = [
-    "E0000 00:00:1796156083.888075    7609 cuda_blas.cc:1418] Unable to register cuBLAS factory: out of memory",
-    "2026-12-01 20:14:43.867104: E tensorflow/core/framework/op_kernel.cc:1840] OP_REQUIRES failed: bad shape",
-    "Traceback (most recent call last):",
-    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR and more",
-    "Unable to register cuFFT factory: Attempting to register factory for plugin cuFFT when one has already been "
-    "registered",  # the message without TensorFlow's log prefix is not TensorFlow's line
-]
-
-
-def test_filter_drops_exactly_the_allow_list_and_keeps_the_rest_in_order():
-    text = "\n".join([BENIGN[0], REAL[0], *BENIGN[1:4], REAL[1], CUINIT, *BENIGN[4:], *REAL[2:]]) + "\n"
-    assert glow_tf._drop_benign_tf_lines(text, has_gpu=False) == "\n".join(REAL) + "\n"
-    # where a GPU exists, a failing cuInit is a real error
-    assert glow_tf._drop_benign_tf_lines(text, has_gpu=True) == "\n".join([*REAL[:2], CUINIT, *REAL[2:]]) + "\n"
-    assert glow_tf._drop_benign_tf_lines("partial line without newline", has_gpu=False) == \
-        "partial line without newline"
-
-
-def test_a_second_import_does_not_capture(monkeypatch):
-    assert "tensorflow" in sys.modules
-
-    def refuse(*_):
-        raise AssertionError("file descriptor 2 was touched although TensorFlow was already imported")
-    with monkeypatch.context() as patched:  # undone before pytest's own capturing moves descriptors again
-        patched.setattr(os, "dup", refuse)
-        patched.setattr(os, "dup2", refuse)
-        glow_tf._import_tensorflow_quietly()
-
-
-def test_import_glow_tf_prints_nothing_on_this_cpu_machine_but_real_errors_pass():
-    """One launch: importing glow_tf (and TensorFlow through it) writes nothing to stderr; a line TensorFlow's
-    C++ writes to file descriptor 2 afterwards still reaches stderr."""
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GLOW_TF_VERBOSE")}
-    env.update(PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES="")
-    code = ("import os, glow_tf, tensorflow as tf; tf.constant(1.0) + 1; "
-            "os.write(2, b'E0000 00:00:1.0 1 some_kernel.cc:1] a real error\\n')")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == "E0000 00:00:1.0 1 some_kernel.cc:1] a real error\n"
