@@ -75,15 +75,19 @@ fi
 # 2a. The project itself, editable (pyproject.toml): the `glow-tf` command, and `import glow_tf` from any folder
 #     (horovodrun's ranks, the tests' subprocesses) runs this work tree. Without build isolation or dependencies:
 #     setuptools and every dependency are the pins just installed, so this is quick and needs no network.
-#     Skipped while pyproject.toml and the tree's location are unchanged since the last successful install.
+#     Skipped while pyproject.toml and the tree's location are unchanged since the last successful install, and
+#     where the sources are not there yet (the Dockerfile's first layer copies only what the dependencies need).
 project_stamp="$venv/.glow_tf_project.sha256"
-want_project="$( (cat pyproject.toml; echo "$repo") | sha256sum | cut -d' ' -f1)"
-if [ -f "$project_stamp" ] && [ "$(cat "$project_stamp")" = "$want_project" ] && [ -x "$venv/bin/glow-tf" ]; then
+if [ ! -f pyproject.toml ] || [ ! -d glow_tf ]; then
+    log "no pyproject.toml and glow_tf/ in $repo: glow-tf itself not installed (dependencies only)"
+elif [ -f "$project_stamp" ] && [ "$(cat "$project_stamp")" = "$( (cat pyproject.toml; echo "$repo") | sha256sum)" ] \
+        && [ -x "$venv/bin/glow-tf" ]; then
     log "glow-tf already installed (editable, $repo)"
 else
     log "installing glow-tf (editable, $repo)"
-    "$py" -m pip install --quiet --no-deps --no-build-isolation --editable .
-    echo "$want_project" > "$project_stamp"
+    # (PYTHONWARNINGS: the setuptools of the venv calls its pyproject.toml support beta, at length)
+    PYTHONWARNINGS=ignore "$py" -m pip install --quiet --no-deps --no-build-isolation --editable .
+    (cat pyproject.toml; echo "$repo") | sha256sum > "$project_stamp"
 fi
 
 # --- the demo's browser (tests/test_demo.py) --------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests of the install infrastructure: scripts/install.sh, the Dockerfile (hadolint and its structure),
+"""Tests of the install infrastructure: the package (pyproject.toml, the glow-tf command), scripts/install.sh, the Dockerfile (hadolint and its structure),
 .dockerignore, the Horovod build that install.sh makes (check-build, a 2-process Gloo allreduce), the GPU
 library check (scripts/check_gpu_libs.py), the GPU acceptance run on a CPU machine, and the cluster
 scripts in examples/ (shellcheck).
@@ -14,6 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
+import zipfile
 
 import pytest
 
@@ -319,6 +321,128 @@ def test_dockerignore_keeps_local_state_out_of_the_image():
     assert not patterns & {"tests", "scripts", "requirements.txt", "Dockerfile", "glow_tf"}
 
 
+# --- the package: pyproject.toml and the glow-tf command ---------------------------------------------------
+
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+COMMANDS = ("train", "sample", "encode", "decode", "reconstruct", "interpolate", "direction", "manipulate", "export",
+            "serve")
+BUILD_ONLY = {"cmake", "packaging", "setuptools", "wheel"}  # requirements.txt's, for Horovod's build
+
+
+def _canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_pyproject_dependencies_agree_with_the_pinned_requirements():
+    """Every pin of requirements.txt (the tested environment) lies in the range pyproject.toml declares, and
+    the two list the same packages: the runtime ones as dependencies, the test tools as the `test` extra."""
+    from packaging.requirements import Requirement  # noqa: PLC0415 (pinned in requirements.txt)
+
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[_canonical(name)] = version
+    declared = [Requirement(r) for r in [*PYPROJECT["project"]["dependencies"],
+                                         *PYPROJECT["project"]["optional-dependencies"]["test"]]]
+    ranges = {_canonical(r.name): r.specifier for r in declared}
+    assert set(ranges) == set(pins) - BUILD_ONLY
+    outside = {name: (pins[name], str(spec)) for name, spec in ranges.items() if not spec.contains(pins[name])}
+    assert not outside, f"requirements.txt pins outside pyproject.toml's ranges: {outside}"
+    assert "horovod" not in ranges  # built by install.sh from its sdist, without build isolation
+
+
+def test_the_wheel_holds_the_packages_the_configs_and_the_command(tmp_path):
+    """`pip wheel` of the project (what `pip install .` installs): glow_tf with its CLI and the demo's page,
+    data_loaders, configs; the glow-tf command; none of the programs, tests or benchmarks around them."""
+    from packaging.requirements import Requirement  # noqa: PLC0415
+
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(exist_ok=True)
+        shutil.copy(REPO / name, source / name)
+    for name in ("glow_tf", "data_loaders", "configs"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                             "--wheel-dir", str(tmp_path / "dist"), str(source)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheel, = (tmp_path / "dist").glob("glow_tf-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        info = next(n.rpartition("/")[0] for n in names if n.endswith(".dist-info/METADATA"))
+        entry_points = z.read(f"{info}/entry_points.txt").decode()
+        metadata = z.read(f"{info}/METADATA").decode()
+    assert {"glow_tf/__init__.py", "glow_tf/__main__.py", "glow_tf/cli/main.py", "glow_tf/cli/quiet.py",
+            "glow_tf/bijectors/coupling.py", "glow_tf/demo/static/index.html", "glow_tf/demo/static/demo.js",
+            "data_loaders/__init__.py", "data_loaders/image_files.py", "configs/__init__.py", "configs/digits.py"} <= names
+    assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "scripts", "train.py", "sample.py")]
+    assert entry_points.split() == ["[console_scripts]", "glow-tf", "=", "glow_tf.cli.main:main"]
+    requires = [Requirement(line.split(": ", 1)[1]) for line in metadata.splitlines()
+                if line.startswith("Requires-Dist: ") and "extra ==" not in line]
+    assert requires == [Requirement(r) for r in PYPROJECT["project"]["dependencies"]]
+
+
+def _installed(name):
+    """A console script of this venv (scripts/install.sh installs the project editable into it)."""
+    path = BIN / name
+    if not path.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{path} is missing: scripts/install.sh did not install the project")
+        pytest.skip(f"the project is not installed in {sys.prefix} (scripts/install.sh installs it)")
+    return path
+
+
+def _outside_env():
+    """A user's shell: no PYTHONPATH, TensorFlow's log level untouched."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_CPP_MIN_LOG_LEVEL")}
+
+
+def test_the_installed_command_and_packages_are_this_tree_from_any_folder(tmp_path):
+    """From a folder outside the repository: `glow-tf --help` lists every command and prints nothing else;
+    glow_tf, data_loaders and configs import, from this work tree (the install is editable)."""
+    result = subprocess.run([str(_installed("glow-tf")), "--help"], cwd=tmp_path, env=_outside_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-2000:]
+    listed = re.findall(r"^    (\w+)", result.stdout, re.MULTILINE)
+    assert listed == list(COMMANDS), result.stdout
+    probe = "import glow_tf, data_loaders, configs; print(glow_tf.__file__, data_loaders.__file__, configs.FOLDER)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=_outside_env(), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [str(REPO / "glow_tf" / "__init__.py"), str(REPO / "data_loaders" / "__init__.py"),
+                                     str(REPO / "configs")]
+
+
+HELP_OF_EVERY_COMMAND = """
+import json, sys
+from importlib.metadata import entry_points
+main, = [e.load() for e in entry_points(group="console_scripts", name="glow-tf")]
+codes = {}
+for command in sys.argv[1:]:
+    try:
+        main([command, "--help"])
+    except SystemExit as e:
+        codes[command] = e.code
+print(json.dumps(codes))
+"""
+
+
+def test_every_command_help_through_the_installed_entry_point(tmp_path):
+    """`glow-tf COMMAND --help` for every command, through the entry point the installed metadata names (one
+    process: each would otherwise load TensorFlow again): each prints its usage and exits 0."""
+    _installed("glow-tf")
+    result = subprocess.run([sys.executable, "-c", HELP_OF_EVERY_COMMAND, *COMMANDS], cwd=tmp_path,
+                            env=_outside_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stderr == "", result.stderr[-3000:]
+    codes = result.stdout.strip().splitlines()[-1]
+    assert json.loads(codes) == {command: 0 for command in COMMANDS}, result.stdout[-3000:]
+    for command in COMMANDS[1:]:
+        assert f"usage: glow-tf {command} [-h]" in result.stdout
+    assert "--logdir" in result.stdout and "--problem" in result.stdout  # the latent tools' and train's flags
+
+
 # --- install.sh --------------------------------------------------------------------------------------------
 
 SHELL_SCRIPTS = [INSTALL_SH, REPO / "scripts" / "gpu_acceptance.sh", *sorted((REPO / "examples").glob("*.sh")),
@@ -425,6 +549,7 @@ def test_install_is_idempotent(second_install):
     """A run on an installed venv installs nothing, builds nothing and passes its own final check."""
     out = second_install.stdout
     assert "install.sh: requirements.txt already installed" in out
+    assert "install.sh: glow-tf already installed (editable" in out
     assert "install.sh: horovod already built (horovod=0.28.1" in out
     assert "building horovod" not in out and "installing requirements" not in out
     assert "install.sh: ready:" in out
