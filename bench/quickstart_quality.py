@@ -135,7 +135,9 @@ def main(argv=None):
     if args.n < 1:
         p.error(f"--n {args.n}: expected a positive number of samples")
 
-    import glow_tf  # noqa: F401  (first: it loads TensorFlow without its start-up noise)
+    from glow_tf.cli.quiet import import_tensorflow_quietly  # noqa: PLC0415
+
+    import_tensorflow_quietly()  # first: TensorFlow without its start-up noise
     hps = run_hps(args.logdir)
     size, bits = hps["image_size"], hps["n_bits_x"]
     try:
