@@ -33,8 +33,7 @@ _PUBLIC = {  # name -> the module defining it
     "COUPLINGS": "glow_tf.config", "PERMUTATIONS": "glow_tf.config", "GlowConfig": "glow_tf.config",
     "FlowStep": "glow_tf.model", "Glow": "glow_tf.model", "GlowBijector": "glow_tf.model",
 }
-__all__ = ["Glow", "GlowConfig", "GlowBijector", "FlowStep", "load_original_checkpoint", "load_run", "find_checkpoint",
-           "original_variable_map", "PERMUTATIONS", "COUPLINGS"]
+__all__ = list(_PUBLIC)
 
 
 def __getattr__(name):
