@@ -32,3 +32,21 @@ def loader_seed(seed, rank, size, stream):
     """
     entropy = [int(seed), int(rank), int(size), zlib.crc32(stream.encode())]
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+# The counters of the TEST_NOISE and SAMPLES streams: one block of counters per evaluation or per
+# epoch's samples, so that the draws of epoch e never depend on what earlier epochs drew.
+def test_counter(epoch, batch):
+    """The TEST_NOISE counter of test batch `batch` of the evaluation at `epoch` (a million per epoch)."""
+    return epoch * 1_000_000 + batch
+
+
+def sample_counter(epoch, temperature_index, chunk):
+    """The SAMPLES counter of chunk `chunk` of the grid at temperature number `temperature_index` drawn
+    at `epoch` (a thousand per epoch, a hundred per temperature)."""
+    return epoch * 1000 + temperature_index * 100 + chunk
+
+
+def worker_seed(seed, rank, size):
+    """The original's per-worker seed: rank + size * seed."""
+    return rank + size * seed
