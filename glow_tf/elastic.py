@@ -14,7 +14,8 @@ size changes from S to S', each new stream continues at `ceil(k * S / S')` with 
 old stream had reached: every stream stands at the same fraction of its passes over its shard, so
 the number of images read per pass over the data set is unchanged (see docs/elastic.md).
 
-In the training loop elastic training is one hook, ElasticCommits; train_elastic runs the loop
+In the training loop elastic training is one hook (glow_tf.training.hooks.ElasticCommits, holding an
+ElasticState); train_elastic runs the loop
 under Horovod's elastic API. docs/elastic.md says how to start such runs and what survives what.
 """
 import contextlib
@@ -31,7 +32,7 @@ from horovod.common.exceptions import HorovodInternalError
 from glow_tf.errors import WorldError
 from glow_tf.io import atomic_write_text
 from glow_tf.training import loop
-from glow_tf.training.hooks import Hook, default_hooks
+from glow_tf.training.hooks import ElasticCommits, default_hooks
 from glow_tf.training.restore import restore_data_position
 from glow_tf.training.setup import run_settings, run_shape
 
@@ -146,25 +147,6 @@ def run_elastic(train, state):
         hvd.init()
 
     return run_fn(wrapped, reset)(state)
-
-
-class ElasticCommits(Hook):
-    """The loop's state committed in memory every --elastic_commit_steps steps (not at an epoch's last
-    step) and at every epoch end, after its checkpoint; new hosts are looked for at each commit."""
-
-    def __init__(self, state):
-        self.state = state
-
-    def on_step_end(self, run, epoch, stats, seconds):
-        if int(run.state.step) % run.config.elastic_commit_steps == 0 and run.progress.steps < run.shape.train_its:
-            self.commit(run)
-
-    def on_epoch_end(self, run, end):
-        self.commit(run)
-
-    def commit(self, run):
-        self.state.progress = run.progress
-        self.state.commit()
 
 
 def train_elastic(run, plan):

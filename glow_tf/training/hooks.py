@@ -11,16 +11,16 @@ The loop (glow_tf.training.loop.train) calls, in the order of its `hooks` list:
     close()                         always, last
 
 Hooks: ProgressBar (tqdm and --verbose lines), Reporting (logs, TensorBoard, console, sample grids),
-Checkpointing (best and latest); glow_tf.elastic.ElasticCommits under --elastic.
+Checkpointing (best and latest); ElasticCommits under --elastic (glow_tf.elastic.train_elastic).
 """
 import dataclasses
 import sys
-import time
 
 import tensorflow as tf
 from tqdm import tqdm
 
 from glow_tf.training.outputs import Checkpoints, Reporter
+from glow_tf.training.steps import draw_samples, make_sampler
 
 
 class Hook:
@@ -74,13 +74,15 @@ class ProgressBar(Hook):
 
 class Reporting(Hook):
     """Every epoch's figures to the Reporter (train.txt, test.txt, TensorBoard; a console line on the
-    original's cadence) and the sample grids to PNG files and TensorBoard. `resume_epoch`: drop the
-    log lines of later epochs (None: a new run)."""
+    original's cadence) and, on the cadence, sample grids (drawn with run.evaluation_weights) to PNG
+    files and TensorBoard; on the chief only. `resume_epoch`: drop the log lines of later epochs
+    (None: a new run)."""
 
     def __init__(self, run, resume_epoch):
         hps = {**dataclasses.asdict(run.config), **dataclasses.asdict(run.shape)}
         self.reporter = Reporter(run.config.logdir, hps, resume_epoch=resume_epoch, enabled=run.dist.is_chief,
                                  classifier=run.model_config.has_classifier)
+        self.sampler = make_sampler(run.glow, run.seed)
 
     def on_train_start(self, run, baseline):
         if baseline is not None:
@@ -97,8 +99,10 @@ class Reporting(Hook):
         if end.test is not None:
             self.reporter.report("test", end.epoch, end.test, counters, rates={"seconds": end.test_seconds},
                                  note="best so far" if end.best else "")
-        if end.samples is not None:
-            self.reporter.samples(end.epoch, end.samples)
+        if end.cadence.sample and run.dist.is_chief:
+            with run.evaluation_weights():
+                grids = draw_samples(self.sampler, run.model_config, end.epoch, run.data.local_batch_train)
+            self.reporter.samples(end.epoch, grids)
         self.reporter.flush()
 
     def close(self):
@@ -125,6 +129,27 @@ class Checkpointing(Hook):
 
     def on_train_end(self, run):
         self.checkpoints.save_latest(int(run.state.step))  # a no-op when the last epoch saved it
+
+
+class ElasticCommits(Hook):
+    """--elastic: the loop's state committed in memory every --elastic_commit_steps steps (not at an
+    epoch's last step) and at every epoch end, after its checkpoint. `state` is a
+    glow_tf.elastic.ElasticState (whose commit also looks for new hosts), or anything with a
+    `progress` attribute and a `commit()` method."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def on_step_end(self, run, epoch, stats, seconds):
+        if int(run.state.step) % run.config.elastic_commit_steps == 0 and run.progress.steps < run.shape.train_its:
+            self.commit(run)
+
+    def on_epoch_end(self, run, end):
+        self.commit(run)
+
+    def commit(self, run):
+        self.state.progress = run.progress
+        self.state.commit()
 
 
 def default_hooks(run, resume_epoch):

@@ -1,8 +1,8 @@
 """The training loop (the original's train()): evaluate, step, report, checkpoint, stop.
 
 `train(run, hooks)` runs the epochs after the run's last completed one up to --epochs - 1. Each epoch
-is --train_its steps; its end updates the run's counters, evaluates and draws samples on the
-original's cadence (TrainConfig.cadence), and hands an EpochEnd to every hook. What happens to the
+is train_its steps; its end updates the run's counters, evaluates on the original's cadence
+(TrainConfig.cadence), and hands an EpochEnd to every hook. What happens to the
 figures and the state (console, logs, TensorBoard, checkpoints, elastic commits) is the hooks'
 business (glow_tf.training.hooks, glow_tf.elastic); the loop itself is the same for every run.
 """
@@ -17,7 +17,7 @@ from glow_tf.errors import DataError, TrainingStopped
 from glow_tf.optim import warmup_lr
 from glow_tf.seeds import test_counter
 from glow_tf.training.hooks import default_hooks
-from glow_tf.training.steps import STAT_NAMES, draw_samples, make_sampler, make_test_step, make_train_step
+from glow_tf.training.steps import STAT_NAMES, make_test_step, make_train_step
 
 
 @dataclasses.dataclass
@@ -51,12 +51,16 @@ class Run:
     progress: EpochProgress = dataclasses.field(default_factory=EpochProgress)  # the epoch under way
     position: object = None  # glow_tf.elastic.DataPosition under --elastic
 
+    def evaluation_weights(self):
+        """The weights to evaluate and sample with: the Polyak averages with --use_ema 1 (the original
+        used the raw weights), restored to the raw ones on leaving the context."""
+        return self.optimizer.averaged_weights() if self.config.use_ema else contextlib.nullcontext()
+
 
 @dataclasses.dataclass(frozen=True)
 class EpochEnd:
     """What an epoch produced, for the hooks: the means of STAT_NAMES over its finite steps, its
-    figures, and on the cadence a test pass (`test`, None otherwise; `best`: a new best test loss)
-    and sample grids (`samples`, on the chief only)."""
+    figures, and on the cadence a test pass (`test`, None otherwise; `best`: a new best test loss)."""
     epoch: int
     cadence: object  # TrainConfig.Cadence
     train: np.ndarray
@@ -64,7 +68,6 @@ class EpochEnd:
     test: np.ndarray | None = None
     test_seconds: float = 0.0
     best: bool = False
-    samples: list | None = None
 
 
 def fit(run, plan):
@@ -82,13 +85,11 @@ def train(run, hooks, start_batch=None):
     config, state, data = run.config, run.state, run.data
     train_step = make_train_step(run.glow, run.optimizer, run.dist, run.seed, jit=bool(config.jit))
     test_step = make_test_step(run.glow, run.dist, run.seed)
-    sampler = make_sampler(run.glow, run.seed)
-    averaged = run.optimizer.averaged_weights if config.use_ema else contextlib.nullcontext
-    train_iterator = iter(data.train(start_batch=int(state.step) if start_batch is None else start_batch))
     try:
         # Not in the original: the test loss right after the data-dependent init, logged as epoch 0,
         # the baseline a run's progress is measured against.
         baseline = evaluate(test_step, data, config, 0) if not run.resumed and int(state.step) == 0 else None
+        train_iterator = iter(data.train(start_batch=int(state.step) if start_batch is None else start_batch))
         for hook in hooks:
             hook.on_train_start(run, baseline)
         for epoch in range(int(state.epoch) + 1, config.epochs):
@@ -97,15 +98,13 @@ def train(run, hooks, start_batch=None):
             state.train_time.assign_add(progress.seconds)
             state.epoch.assign(epoch)
             cadence, end = config.cadence(epoch), {}
-            with averaged():  # --use_ema 1: the Polyak averages (the original used the raw weights)
-                if cadence.test:
-                    t0 = time.time()
+            if cadence.test:
+                t0 = time.time()
+                with run.evaluation_weights():
                     end["test"] = evaluate(test_step, data, config, epoch)
-                    end["test_seconds"], end["best"] = time.time() - t0, end["test"][0] < float(state.best_test_loss)
-                    if end["best"]:
-                        state.best_test_loss.assign(end["test"][0])
-                if cadence.sample and run.dist.is_chief:
-                    end["samples"] = draw_samples(sampler, run.model_config, epoch, data.local_batch_train)
+                end["test_seconds"], end["best"] = time.time() - t0, end["test"][0] < float(state.best_test_loss)
+                if end["best"]:
+                    state.best_test_loss.assign(end["test"][0])
             run.progress = EpochProgress(bad_in_a_row=progress.bad_in_a_row)
             train_means = np.mean(progress.results, axis=0) if progress.results else np.full(len(STAT_NAMES), np.nan)
             for hook in hooks:
