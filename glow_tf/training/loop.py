@@ -97,18 +97,18 @@ def train(run, hooks, start_batch=None):
             progress = run.progress
             state.train_time.assign_add(progress.seconds)
             state.epoch.assign(epoch)
-            cadence, end = config.cadence(epoch), {}
+            cadence, test, test_seconds, best = config.cadence(epoch), None, 0.0, False
             if cadence.test:
                 t0 = time.time()
                 with run.evaluation_weights():
-                    end["test"] = evaluate(test_step, data, config, epoch)
-                end["test_seconds"], end["best"] = time.time() - t0, end["test"][0] < float(state.best_test_loss)
-                if end["best"]:
-                    state.best_test_loss.assign(end["test"][0])
+                    test = evaluate(test_step, data, config, epoch)
+                test_seconds, best = time.time() - t0, test[0] < float(state.best_test_loss)
+                if best:
+                    state.best_test_loss.assign(test[0])
             run.progress = EpochProgress(bad_in_a_row=progress.bad_in_a_row)
-            train_means = np.mean(progress.results, axis=0) if progress.results else np.full(len(STAT_NAMES), np.nan)
+            means = np.mean(progress.results, axis=0) if progress.results else np.full(len(STAT_NAMES), np.nan)
             for hook in hooks:
-                hook.on_epoch_end(run, EpochEnd(epoch, cadence, train_means, progress, **end))
+                hook.on_epoch_end(run, EpochEnd(epoch, cadence, means, progress, test, test_seconds, best))
         for hook in hooks:
             hook.on_train_end(run)
     finally:
