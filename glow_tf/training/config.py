@@ -1,7 +1,9 @@
 """TrainConfig: a training run's settings, one frozen object built from train.py's flags and checked here.
 
 The fields are train.py's flags, named as the original's (openai/glow train.py `hps`); their defaults
-and help live in the parser (glow_tf/cli/train.py), the one place a user reads them. Everything the
+and help live in the parser (glow_tf/cli/train.py), the one place a user reads them. A new flag is
+one add_argument there and one field here (with its check in __post_init__, and its use in
+model_config or configure when it changes the model). Everything the
 loop needs to know about the flags is a field or a method of this class: the checks that run before
 anything else, the model they describe (`model_config`), how the model computes (`configure`), the
 original's cadence of reports, tests and samples (`cadence`), and what every worker must agree on.
@@ -94,8 +96,9 @@ class TrainConfig:
 
     @classmethod
     def from_flags(cls, namespace):
-        """The config of parsed flags (an argparse.Namespace holding every field)."""
-        return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)})
+        """The config of parsed flags (an argparse.Namespace): one field per flag, so a flag added to
+        the parser without its field here (or the reverse) is a TypeError naming it."""
+        return cls(**vars(namespace))
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "adamax"):
