@@ -104,7 +104,7 @@ def test_train_config_checks_name_the_bad_value(tmp_path):
                              ({"image_size": 24}, "--image_size 24: expected a power of two"),
                              ({"inference": True, "resume": True}, "--inference needs --restore_path"),
                              ({"elastic": 2}, "--elastic 2: expected 0 or 1"),
-                             ({"elastic": 1, "init_allreduce": 1}, "does not combine with --init_allreduce 1")]:
+                             ({"elastic": 1, "init_allreduce": 1}, "--elastic 1 trains; it does not combine with --init_allreduce 1")]:
         with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(")):
             dataclasses.replace(config, **changes)
     with pytest.raises(ConfigError, match="image_size=8 is not divisible by 2\\*\\*n_levels=16"):
