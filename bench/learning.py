@@ -136,7 +136,8 @@ def main(argv=None):
                           "--epochs_full_valid", "1", "--seed", str(args.seed)])
     dist = Distributed()
     shape = argparse.Namespace(train_its=args.eval_every)
-    run = Run(flags, dist, config, shape, data, glow, optimizer, RunState(), resumed=False, seed=args.seed)
+    run = Run(config=flags, dist=dist, model_config=config, shape=shape, data=data, glow=glow, optimizer=optimizer,
+              state=RunState(), resumed=False, seed=args.seed)
 
     common.emit({"bench": "learning", "machine": common.machine(), "problem": args.problem, "config": cfg,
                  "n_train": data.n_train, "n_test": data.n_test, "batch": data.local_batch_train,

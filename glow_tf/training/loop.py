@@ -108,7 +108,8 @@ def train(run, hooks, start_batch=None):
             run.progress = EpochProgress(bad_in_a_row=progress.bad_in_a_row)
             means = np.mean(progress.results, axis=0) if progress.results else np.full(len(STAT_NAMES), np.nan)
             for hook in hooks:
-                hook.on_epoch_end(run, EpochEnd(epoch, cadence, means, progress, test, test_seconds, best))
+                hook.on_epoch_end(run, EpochEnd(epoch=epoch, cadence=cadence, train=means, progress=progress, test=test,
+                                                test_seconds=test_seconds, best=best))
         for hook in hooks:
             hook.on_train_end(run)
     finally:

@@ -151,8 +151,8 @@ def build_run(setup):
     if dist.is_chief:
         os.makedirs(config.logdir, exist_ok=True)
         model_config.save(os.path.join(config.logdir, CONFIG_NAME))
-    return Run(config, dist, model_config, setup.shape, data, glow, optimizer, state, resumed=plan.kind == "run",
-               seed=seed, load_data=setup.load_data)
+    return Run(config=config, dist=dist, model_config=model_config, shape=setup.shape, data=data, glow=glow,
+               optimizer=optimizer, state=state, resumed=plan.kind == "run", seed=seed, load_data=setup.load_data)
 
 
 def infer(run):
