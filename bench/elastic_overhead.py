@@ -5,30 +5,37 @@ process, on one model and one data stream:
     python bench/elastic_overhead.py            # the bench config's model on digits-sized data
     python bench/elastic_overhead.py --quick    # a tiny model, seconds
 
-Variants, timed in turn, rotating the order each round (median step time over all rounds):
-  before   the loop body as it was before elastic training existed (learning rate, next batch, step,
-           counters), written out here;
-  loop     train.train_epoch without --elastic (what every non-elastic run runs);
-  commit   train.train_epoch with a commit every --commit_steps steps: each commit copies every
+Each variant is one epoch of glow_tf.training.loop.train_epoch (the library's step loop) with other
+hooks, timed in turn, rotating the order each round (median step time over all rounds):
+  bare     no hook: the loop itself (learning rate, next batch, step, counters, the non-finite guard);
+  loop     the hooks every non-elastic run has at each step (the progress bar, off as in a log file);
+  commit   those and ElasticCommits with a commit every --commit_steps steps: each commit copies every
            variable to host memory as glow_tf.elastic.ElasticState.save does (without Horovod, whose
            check for new hosts adds one small broadcast per commit).
-Prints one JSON line per variant and the ratios to `before`.
+Prints one JSON line per variant and the ratios to `bare`.
 """
 import argparse
+import dataclasses
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import glow_tf  # noqa: E402, F401
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from glow_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402
 
-import train  # noqa: E402
-from glow_tf.optim import warmup_lr  # noqa: E402
-from glow_tf.training import make_train_step  # noqa: E402
+import_tensorflow_quietly()
+
+import numpy as np  # noqa: E402
+
+from glow_tf.cli.train import load_data, parse_config  # noqa: E402
+from glow_tf.training.hooks import ElasticCommits, ProgressBar  # noqa: E402
+from glow_tf.training.loop import EpochProgress, train_epoch  # noqa: E402
+from glow_tf.training.setup import build_run, open_run  # noqa: E402
+from glow_tf.training.steps import make_train_step  # noqa: E402
 
 SMALL = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels", "2", "--depth", "2", "--width",
          "16", "--n_batch_init", "128", "--gradient_checkpointing", "0", "--flow_coupling", "1", "--learntop"]
@@ -47,23 +54,6 @@ class HostCopies:
         self.saved = [v.numpy().copy() for v in self.variables]
         self.n += 1
 
-    save = commit
-
-
-def before(run, train_step, iterator, n):
-    """The pre-elastic loop body, n steps."""
-    args, state, dist, data = run.args, run.state, run.dist, run.data
-    results = []
-    for _ in range(n):
-        lr = warmup_lr(args.lr, int(state.n_processed), args.n_train * args.epochs_warmup)
-        x, y = next(iterator)
-        stats, _, finite = train_step(x, y, tf.constant(lr, tf.float32), state.step)
-        state.step.assign_add(1)
-        state.n_processed.assign_add(dist.size * args.n_batch_train)
-        state.n_images.assign_add(dist.size * data.local_batch_train)
-        if bool(finite):
-            results.append(stats.numpy())
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -73,23 +63,24 @@ def main(argv=None):
     parser.add_argument("--commit_steps", type=int, default=10, help="steps between commits of `commit`")
     opts = parser.parse_args(argv)
     rounds = opts.rounds or (3 if opts.quick else 5)
-    args = train.get_arguments([*(SMALL if opts.quick else BENCH), "--n_train", str(opts.steps * 64),
-                                "--elastic_commit_steps", str(opts.commit_steps), "--logdir", "/nonexistent"])
-    dist = train.Distributed(use_horovod=False)
-    data = train.load_data(args, dist)
-    config = train.model_config(args, data)
-    shape = train.run_shape(args, data, dist, config)
-    shape = train.dataclasses.replace(shape, train_its=opts.steps)
-    glow, optimizer, state, _ = train.build_model(args, shape, config, data, dist, None, None)
-    run = train.Run(args, dist, config, shape, data, glow, optimizer, state, resumed=False)
-    train_step = make_train_step(glow, optimizer, dist, 0)
-    iterator = iter(data.train())
-    commits = HostCopies([*glow.variables, *optimizer.variables, *state.variables])
+    logdir = tempfile.mkdtemp(prefix="elastic_overhead_")  # build_run writes the model's config.json there
+    config = parse_config([*(SMALL if opts.quick else BENCH), "--n_train", str(opts.steps * 64),
+                           "--elastic_commit_steps", str(opts.commit_steps), "--logdir", logdir])
+    setup = open_run(config, load_data)
+    setup = dataclasses.replace(setup, shape=dataclasses.replace(setup.shape, train_its=opts.steps))
+    run = build_run(setup)
+    train_step = make_train_step(run.glow, run.optimizer, run.dist, 0)
+    iterator = iter(run.data.train())
+    commits = HostCopies([*run.glow.variables, *run.optimizer.variables, *run.state.variables])
+
+    def epoch(hooks):
+        run.progress = EpochProgress()
+        train_epoch(run, train_step, iterator, 1, hooks)
 
     variants = {
-        "before": lambda: before(run, train_step, iterator, opts.steps),
-        "loop": lambda: train.train_epoch(run, train_step, iterator, 1, train.EpochProgress(), False, None),
-        "commit": lambda: train.train_epoch(run, train_step, iterator, 1, train.EpochProgress(), False, commits),
+        "bare": lambda: epoch([]),
+        "loop": lambda: epoch([ProgressBar(show=False, verbose=False)]),
+        "commit": lambda: epoch([ProgressBar(show=False, verbose=False), ElasticCommits(commits)]),
     }
     for fn in variants.values():  # warm-up: tracing, the data pipeline
         fn()
@@ -102,11 +93,12 @@ def main(argv=None):
             times[name].append((time.perf_counter() - t0) / opts.steps)
     medians = {name: float(np.median(t)) for name, t in times.items()}
     for name, m in medians.items():
-        print(json.dumps({"variant": name, "median_step_s": round(m, 5), "ratio_to_before":
-                          round(m / medians["before"], 3), "rounds": rounds, "steps": opts.steps}))
-    print(f"step time: before {medians['before'] * 1e3:.1f} ms, loop without --elastic "
-          f"{medians['loop'] / medians['before']:.3f}x, with a commit every {opts.commit_steps} steps "
-          f"{medians['commit'] / medians['before']:.3f}x ({commits.n} commits)")
+        print(json.dumps({"variant": name, "median_step_s": round(m, 5), "ratio_to_bare":
+                          round(m / medians["bare"], 3), "rounds": rounds, "steps": opts.steps}))
+    print(f"step time: bare loop {medians['bare'] * 1e3:.1f} ms, with a run's step hooks "
+          f"{medians['loop'] / medians['bare']:.3f}x, and a commit every {opts.commit_steps} steps "
+          f"{medians['commit'] / medians['bare']:.3f}x ({commits.n} commits)")
+    shutil.rmtree(logdir)
 
 
 if __name__ == "__main__":

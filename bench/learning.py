@@ -9,15 +9,16 @@ MNIST is prepared as the original prepares it (get_mnist_cifar.py): 28x28 padded
 zeros and the grey channel tiled to RGB. When --data_dir holds only the t10k files, those 10,000 images are split by a fixed permutation (numpy default_rng(0))
 into --n_train (8,000) training and --n_test (2,000) test images; with the four standard files the
 train files give the training images and t10k the test images (the first --n_train / --n_test).
-Other problems go through data_loaders.get_data. Training is train.py's: data-dependent init on an
-init batch, make_train_step (adamax, Polyak), the original's linear warm-up of the learning rate,
-its augmentation (--dal), the train batch's stream and the test step with stateless noise.
+Other problems go through data_loaders.get_data. Training is train.py's loop
+(glow_tf.training.loop.train, with an epoch of --eval_every steps and a test pass after each) after
+a data-dependent init on an init batch: make_train_step (adamax, Polyak), the original's linear
+warm-up of the learning rate, its augmentation (--dal), the train batch's stream and the test step
+with stateless noise; a hook records the learning curve.
 """
 import argparse
 import math
 import os
 import sys
-import time
 
 import common
 
@@ -103,70 +104,65 @@ def main(argv=None):
     for name in ("n_train", "n_test", "steps", "eval_every", "n_batch_train", "n_batch_init"):
         if getattr(args, name) < 1:
             p.error(f"--{name} {getattr(args, name)}: expected a positive integer")
+    if args.steps % args.eval_every:
+        p.error(f"--steps {args.steps}: expected a multiple of --eval_every {args.eval_every}")
     try:
         data = load_data(args)
     except (ValueError, FileNotFoundError) as e:
         p.error(str(e))
 
-    import numpy as np
-    import tensorflow as tf
-
     from glow_tf import Glow, GlowConfig
+    from glow_tf.cli.train import parse_config
     from glow_tf.distributed import Distributed
-    from glow_tf.optim import Optimizer, beta2_from, warmup_lr
+    from glow_tf.optim import Optimizer, beta2_from
     from glow_tf.seeds import INIT_NOISE, noise_seed
-    from glow_tf.training import make_test_step, make_train_step
+    from glow_tf.training.hooks import Hook
+    from glow_tf.training.loop import Run, train
+    from glow_tf.training.steps import RunState
 
     cfg = common.config_dict(args.config)
     config = GlowConfig(**{**cfg, "image_size": data.image_size})
-    dist = Distributed()
     glow = Glow(config, seed=args.seed)
     x_init, _ = data.init_batch
     glow.initialize(x_init, seed=noise_seed(args.seed, INIT_NOISE, 0))
     glow.gradient_checkpointing = bool(args.gradient_checkpointing)
-    train_its = math.ceil(data.n_train / data.local_batch_train)
-    optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(train_its))
-    train_step = make_train_step(glow, optimizer, dist, args.seed)
-    test_step = make_test_step(glow, dist, args.seed)
+    optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(math.ceil(data.n_train / data.local_batch_train)))
     n_warmup = data.n_train if args.warmup_images < 0 else args.warmup_images
-
-    def evaluate(k):
-        stats = [test_step(x, y, tf.constant(k * 1_000_000 + i, tf.int64)).numpy() for i, (x, y) in
-                 enumerate(data.test())]
-        return float(np.mean([s[1] for s in stats]))
+    # train.py's loop with an "epoch" of --eval_every steps, a test pass after each, no checkpoints; the
+    # warm-up (n_train * epochs_warmup images in train.py) is n_warmup images.
+    flags = parse_config(["--problem", args.problem, "--lr", str(args.lr), "--n_batch_train", str(data.local_batch_train),
+                          "--anchor_size", str(data.image_size), "--n_train", str(max(n_warmup, 1)),
+                          "--epochs_warmup", str(int(n_warmup > 0)), "--epochs", str(args.steps // args.eval_every + 1),
+                          "--epochs_full_valid", "1", "--seed", str(args.seed)])
+    dist = Distributed()
+    shape = argparse.Namespace(train_its=args.eval_every)
+    run = Run(config=flags, dist=dist, model_config=config, shape=shape, data=data, glow=glow, optimizer=optimizer,
+              state=RunState(), resumed=False, seed=args.seed)
 
     common.emit({"bench": "learning", "machine": common.machine(), "problem": args.problem, "config": cfg,
                  "n_train": data.n_train, "n_test": data.n_test, "batch": data.local_batch_train,
                  "steps": args.steps, "lr": args.lr, "warmup_images": n_warmup, "dal": args.dal})
-    curve, train_bits, n_skipped = [], [], 0
-    counter = tf.Variable(0, dtype=tf.int64)
-    t_train = 0.0
+    curve = []
 
-    def record(step):
-        test = evaluate(step)
-        r = {"bench": "learning", "step": step, "images": step * data.local_batch_train,
-             "epoch": step * data.local_batch_train / data.n_train,
-             "train_bits_x": float(np.mean(train_bits)) if train_bits else None, "test_bits_x": test,
-             "train_seconds": t_train, "skipped_steps": n_skipped}
-        common.emit(r)
-        curve.append(r)
-        train_bits.clear()
+    class Curve(Hook):
+        """One record of the learning curve after the init and after every --eval_every steps."""
 
-    record(0)
-    batches = iter(data.train())
-    for step in range(1, args.steps + 1):
-        x, y = next(batches)
-        lr = warmup_lr(args.lr, (step - 1) * data.local_batch_train, n_warmup)
-        t0 = time.perf_counter()
-        stats, _, finite = train_step(x, y, tf.constant(lr, tf.float32), counter)
-        counter.assign_add(1)
-        if bool(finite):
-            train_bits.append(float(stats[1]))
-        else:
-            n_skipped += 1
-        t_train += time.perf_counter() - t0
-        if step % args.eval_every == 0 or step == args.steps:
-            record(step)
+        def record(self, step, train_bits, test_bits):
+            r = {"bench": "learning", "step": step, "images": step * data.local_batch_train,
+                 "epoch": step * data.local_batch_train / data.n_train, "train_bits_x": train_bits,
+                 "test_bits_x": test_bits, "train_seconds": float(run.state.train_time),
+                 "skipped_steps": int(run.state.n_nonfinite)}
+            common.emit(r)
+            curve.append(r)
+
+        def on_train_start(self, run, baseline):
+            self.record(0, None, float(baseline[1]))
+
+        def on_epoch_end(self, run, end):
+            train_bits = float(end.train[1]) if end.progress.results else None
+            self.record(int(run.state.step), train_bits, float(end.test[1]))
+
+    train(run, [Curve()])
     common.print_table(f"Test bits/dim, {args.problem} ({data.n_train} train / {data.n_test} test images), "
                        f"{args.config} configuration, batch {data.local_batch_train}, lr {args.lr}",
                        ["step", "epoch", "train bits/dim", "test bits/dim", "train s"],

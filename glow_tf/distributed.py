@@ -9,8 +9,8 @@ variables; see docs/stack.md#no-keras-3-layers), and only Horovod's low-level op
 
 Every worker must call the collectives in the same order and the same number of times. What can fail
 on one worker only (a missing file, a wrong flag) is done inside `stop_together()`, before the
-next collective, so that a failure stops every worker with one line instead of leaving the others
-waiting.
+next collective, so that a failure (a glow_tf.errors.GlowError) stops every worker with one line
+instead of leaving the others waiting.
 """
 import contextlib
 import dataclasses
@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf.bijectors.base import statistics_reducer
+from glow_tf.errors import GlowError, WorldError
 
 # How each launcher tells a worker its rank and the number of workers, innermost launcher first: a
 # launcher started inside another one (mpirun inside an sbatch job, horovodrun under srun) sets its
@@ -241,34 +242,36 @@ class Distributed:
     # --- failing together ------------------------------------------------------------------------
     @contextlib.contextmanager
     def stop_together(self):
-        """Runs the block on every worker; a SystemExit raised in it on any worker stops all of them.
+        """Runs the block on every worker; a GlowError (or SystemExit) raised in it on any worker stops
+        all of them.
 
         The block must not call collectives. At its end the workers exchange their outcome (one
-        allgather): a worker that failed exits with its own message; the others exit with a line
+        allgather): a worker that failed raises its own error again; the others raise a WorldError
         naming the failed worker and its message, so no worker waits in a later collective for one
-        that is gone. In a single process the SystemExit passes through unchanged.
+        that is gone. In a single process the error passes through unchanged.
         """
         error = None
         try:
             yield
-        except SystemExit as e:
+        except (GlowError, SystemExit) as e:
             if not self._collective:
                 raise
-            error = str(e.code)
+            error, message = e, str(e.code if isinstance(e, SystemExit) else e)
         if not self._collective:
             return
-        errors = self.allgather_object(error)
+        messages = self.allgather_object(None if error is None else message)
         if error is not None:
-            raise SystemExit(error)
-        failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+            raise error
+        failed = [(r, m) for r, m in enumerate(messages) if m is not None]
         if failed:
             r, message = failed[0]
             others = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-            raise SystemExit(f"{_program(message)}worker {self.rank} of {self.size} stops: worker {r}"
-                             f"{others} failed: {_strip_program(message)}")
+            raise WorldError(f"worker {self.rank} of {self.size} stops: worker {r}{others} failed: "
+                             f"{_strip_program(message)}")
 
-    def check_same(self, settings, program="train.py"):
-        """Stops every worker, naming the differences, unless all were given the same `settings`.
+    def check_same(self, settings):
+        """Raises WorldError on every worker, naming the differences, unless all were given the same
+        `settings`.
 
         `settings` is a dict of what must agree across workers (the model's config, the flags that
         change the computation). One allgather; the comparison is against rank 0's values.
@@ -283,7 +286,7 @@ class Distributed:
             if any(v != reference.get(key, "<missing>") for v in values):
                 differences.append(f"{key}: " + ", ".join(f"{v!r} on worker {r}" for r, v in enumerate(values)))
         if differences:
-            raise SystemExit(f"{program}: the {self.size} workers were started with different settings ("
+            raise WorldError(f"the {self.size} workers were started with different settings ("
                              + "; ".join(differences) + "); start every worker with the same flags")
 
     # --- data-dependent init over every worker's batch -------------------------------------------
@@ -318,11 +321,7 @@ def _chunks(variables, max_elements):
         yield chunk
 
 
-def _program(message):
-    """'train.py: ' when message starts with it (the program name prefix of our errors), else ''."""
-    head, sep, _ = message.partition(": ")
-    return head + sep if sep and head.endswith(".py") else ""
-
-
 def _strip_program(message):
-    return message[len(_program(message)):]
+    """`message` without a leading program name ('train.py: '), which the receiving CLI adds again."""
+    head, sep, rest = message.partition(": ")
+    return rest if sep and head.endswith(".py") else message

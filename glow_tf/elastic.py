@@ -14,11 +14,13 @@ size changes from S to S', each new stream continues at `ceil(k * S / S')` with 
 old stream had reached: every stream stands at the same fraction of its passes over its shard, so
 the number of images read per pass over the data set is unchanged (see docs/elastic.md).
 
-docs/elastic.md says how to start such runs and what survives what.
+In the training loop elastic training is one hook (glow_tf.training.hooks.ElasticCommits, holding an
+ElasticState); train_elastic runs the loop
+under Horovod's elastic API. docs/elastic.md says how to start such runs and what survives what.
 """
 import contextlib
 import copy
-import json
+import dataclasses
 import math
 import os
 
@@ -26,9 +28,12 @@ import tensorflow as tf
 from horovod.common.elastic import ObjectState, run_fn
 from horovod.common.exceptions import HorovodInternalError
 
-from glow_tf.io import atomic_write_text
+from glow_tf.errors import WorldError
+from glow_tf.training import loop
+from glow_tf.training.hooks import ElasticCommits, default_hooks
+from glow_tf.training.restore import restore_data_position
+from glow_tf.training.setup import run_settings, run_shape
 
-SHAPE_FILE = "elastic.json"  # in --logdir: the steps per epoch fixed when the run started
 
 
 class DataPosition(tf.Module):
@@ -48,26 +53,6 @@ class DataPosition(tf.Module):
             k = math.ceil(k * int(self.size) / size)
             self.size.assign(size), self.set_at.assign(step), self.batch.assign(k)
         return k
-
-
-def fixed_train_its(logdir, computed, write):
-    """The run's steps per epoch: `computed` (from the current number of workers) when `write` (the
-    chief of a new run, which records it in LOGDIR/elastic.json), else the number recorded there
-    when the run started (`computed` when there is none: a run started without --elastic). Epochs,
-    the warm-up and beta2 thus keep the starting world's length whatever the number of workers."""
-    path = os.path.join(logdir, SHAPE_FILE)
-    if write:
-        atomic_write_text(path, json.dumps({"train_its": computed}) + "\n")
-        return computed
-    if os.path.exists(path):
-        with open(path) as f:
-            return int(json.load(f)["train_its"])
-    return computed
-
-
-def has_data_position(prefix):
-    """True when the checkpoint `prefix` holds a DataPosition (it was written with --elastic 1)."""
-    return any(name.startswith("data_position/") for name, _ in tf.train.list_variables(prefix))
 
 
 class ElasticState(ObjectState):
@@ -109,8 +94,8 @@ class ElasticState(ObjectState):
     def sync(self):
         with _collectives_may_fail():
             if not self._dist.allgather_object(self._holds_state)[0]:
-                raise SystemExit("train.py: stopping: rank 0 stopped before its state reached the other workers "
-                                 "(its error is printed above)")
+                raise WorldError("stopping: rank 0 stopped before its state reached the other workers (its error "
+                                 "is printed above)")
             self._dist.broadcast_variables(self._variables, root_rank=0)
             self._save_variables()
             self._saved_state = self._bcast_object(self._saved_state)
@@ -130,7 +115,7 @@ def _collectives_may_fail():
         raise HorovodInternalError(e) from e
 
 
-def run(train, state):
+def run_elastic(train, state):
     """Runs `train(state)` under Horovod's elastic loop until it returns; a failed Horovod collective
     (TensorFlow raises it as an OpError naming Horovod) is the recoverable HorovodInternalError."""
 
@@ -144,3 +129,35 @@ def run(train, state):
         hvd.init()
 
     return run_fn(wrapped, reset)(state)
+
+
+def train_elastic(run, plan):
+    """The training loop under Horovod's elastic API: entered again after every reset (a worker lost
+    or added) with every worker holding the last commit of the lowest surviving rank, the data
+    re-sharded for the new world and the position re-derived (DataPosition)."""
+    state = run.state
+    run.position = DataPosition(run.dist.size, int(state.step), int(state.step))
+    if plan.kind == "run" and plan.prefix is not None:  # the chief: a checkpoint of an elastic run holds one
+        restore_data_position(plan.prefix, run.position)
+    variables = [*run.glow.variables, *run.optimizer.variables, *state.variables, *run.position.variables]
+    elastic_state = ElasticState(run.dist, variables, state.step, holds_state=run.dist.is_chief,
+                                 progress=loop.EpochProgress(), resumed=run.resumed)
+
+    def train(elastic_state):
+        dist, config = run.dist, run.config
+        run.resumed, run.progress = elastic_state.resumed, elastic_state.progress
+        with dist.stop_together():
+            run.data = run.load_data(config, dist)  # this worker's shard of the new world
+        run.shape = dataclasses.replace(run_shape(config, run.data, dist.size, run.model_config),
+                                        train_its=run.shape.train_its)
+        dist.check_same(run_settings(config, run.shape, run.model_config))
+        start = run.position.start_batch(int(state.step), dist.size)
+        if dist.is_chief:
+            print(f"elastic: {dist.size} worker(s) from step {int(state.step)} (epoch {int(state.epoch) + 1}, "
+                  f"{run.progress.steps} of its steps done), data batch {start} of each worker's stream", flush=True)
+        # Log lines after the committed epoch were written by a world that did not reach the commit.
+        committed = int(state.epoch) if run.resumed or int(state.step) > 0 else -1
+        loop.train(run, [*default_hooks(run, resume_epoch=committed), ElasticCommits(elastic_state)], start)
+
+    run_elastic(train, elastic_state)
+    return run.glow

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from data_loaders.core import loader_seed
 
-__all__ = ["TRAIN_NOISE", "TEST_NOISE", "SAMPLES", "INIT_NOISE", "noise_seed", "loader_seed"]
+__all__ = ["TRAIN_NOISE", "TEST_NOISE", "SAMPLES", "INIT_NOISE", "noise_seed", "loader_seed", "test_counter", "sample_counter",
+           "worker_seed"]
 
 # The TensorFlow streams of one worker (the second key of noise_seed).
 TRAIN_NOISE, TEST_NOISE, SAMPLES, INIT_NOISE = 0, 1, 2, 3
@@ -24,3 +25,21 @@ def noise_seed(seed, stream, counter):
     base = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
     return tf.random.experimental.stateless_fold_in(base, tf.cast(counter, tf.int64))
 
+
+
+# The counters of the TEST_NOISE and SAMPLES streams: one block of counters per evaluation or per
+# epoch's samples, so that the draws of epoch e never depend on what earlier epochs drew.
+def test_counter(epoch, batch):
+    """The TEST_NOISE counter of test batch `batch` of the evaluation at `epoch` (a million per epoch)."""
+    return epoch * 1_000_000 + batch
+
+
+def sample_counter(epoch, temperature_index, chunk):
+    """The SAMPLES counter of chunk `chunk` of the grid at temperature number `temperature_index` drawn
+    at `epoch` (a thousand per epoch, a hundred per temperature)."""
+    return epoch * 1000 + temperature_index * 100 + chunk
+
+
+def worker_seed(seed, rank, size):
+    """The original's per-worker seed: rank + size * seed."""
+    return rank + size * seed

@@ -40,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 import data_loaders  # noqa: E402
 import train  # noqa: E402
 from glow_tf import Glow, GlowConfig  # noqa: E402
+from glow_tf.cli import train as train_cli  # noqa: E402
 from glow_tf.distributed import Distributed  # noqa: E402
 from glow_tf.optim import Optimizer  # noqa: E402
 from glow_tf.training import make_train_step  # noqa: E402
@@ -107,9 +108,9 @@ class _Recording:
 
 
 def run_train(train_args):
-    """train.main(train_args) with data_loaders.get_data and train.build_model wrapped for recording."""
+    """train.main(train_args) with data_loaders.get_data and the CLI's build_run wrapped for recording."""
     consumed, after_build = [], []
-    get_data, build_model = data_loaders.get_data, train.build_model
+    get_data, build_run = data_loaders.get_data, train_cli.build_run
 
     def recording_get_data(*args, **kwargs):
         data = get_data(*args, **kwargs)
@@ -117,16 +118,16 @@ def run_train(train_args):
         data.train = lambda start_batch=0: _Recording(train_stream(start_batch), consumed)
         return data
 
-    def recording_build_model(*args, **kwargs):
-        built = build_model(*args, **kwargs)
-        after_build.extend(v.numpy() for v in built[0].variables)
-        return built
+    def recording_build_run(*args, **kwargs):
+        run = build_run(*args, **kwargs)
+        after_build.extend(v.numpy() for v in run.glow.variables)
+        return run
 
-    data_loaders.get_data, train.build_model = recording_get_data, recording_build_model
+    data_loaders.get_data, train_cli.build_run = recording_get_data, recording_build_run
     try:
         glow = train.main(train_args)
     finally:
-        data_loaders.get_data, train.build_model = get_data, build_model
+        data_loaders.get_data, train_cli.build_run = get_data, build_run
     return {"after_build": after_build, "final": [v.numpy() for v in glow.variables], "consumed": consumed}
 
 

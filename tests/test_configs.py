@@ -71,10 +71,8 @@ def test_model_flags_make_a_valid_model(name):
 
 
 def test_keys_and_types_are_train_py_flags():
-    train = pytest.importorskip("train")
-    if not hasattr(train, "build_parser"):
-        pytest.skip("train.build_parser() is not on this branch yet")
-    parser = train.build_parser()
+    from glow_tf.cli.train import build_parser
+    parser = build_parser()
     actions = {a.dest: a for a in parser._actions}
     for name in configs.available():
         flags, _ = configs.load(name)
@@ -92,17 +90,17 @@ def test_keys_and_types_are_train_py_flags():
 @pytest.mark.parametrize("name", configs.available())
 def test_train_py_parses_the_flags_back_to_the_same_values(name):
     """Through the command line: every key is a train.py flag and argparse gives the config's value."""
-    import train
+    from glow_tf.cli.train import parse_config
     flags, _ = configs.load(name)
-    parsed = vars(train.get_arguments(configs.to_argv(flags)))
+    parsed = vars(parse_config(configs.to_argv(flags)))
     assert {k: parsed[k] for k in flags} == flags
     assert all(type(parsed[k]) is type(v) for k, v in flags.items()), name
 
 
 def test_config_flag_changes_exactly_the_configs_flags():
     """train.py --config tiny differs from the defaults in the config's flags and nothing else."""
-    import train
-    parsed, default = vars(train.get_arguments(["--config", "tiny"])), vars(train.get_arguments([]))
+    from glow_tf.cli.train import parse_config
+    parsed, default = vars(parse_config(["--config", "tiny"])), vars(parse_config([]))
     changed = {k: v for k, v in parsed.items() if v != default[k] and k != "config"}
     assert changed == configs.load("tiny")[0] and parsed["config"] == "tiny"
 

@@ -214,13 +214,13 @@ def test_use_ema_evaluates_with_the_averages_and_trains_with_the_raw_weights(tmp
 
 
 def test_config_sets_defaults_and_flags_override_it(tmp_path, capsys):
-    import train  # noqa: PLC0415
+    from glow_tf.cli.train import parse_config  # noqa: PLC0415
     config = tmp_path / "tiny.py"
     config.write_text('"""A test config."""\nFLAGS = dict(problem="digits", depth=2, width=16, learntop=True)\n'
                       'TARGET = "none"\n')
-    args = train.get_arguments(["--config", str(config), "--width", "24"])
+    args = parse_config(["--config", str(config), "--width", "24"])
     assert (args.problem, args.depth, args.width, args.learntop) == ("digits", 2, 24, True)
-    assert train.get_arguments([]).depth == 32  # the original's default without --config
+    assert parse_config([]).depth == 32  # the original's default without --config
     config.write_text('FLAGS = dict(no_such_flag=1)\nTARGET = "none"\n')
     assert "no_such_flag" in train_error(["--config", str(config)], capsys)
 
@@ -239,10 +239,11 @@ class _FakeTestData:
 def test_evaluations_continue_through_the_test_stream():
     """As the original's test iterator: each evaluation starts where the previous one stopped; the
     evaluation after the init (epoch 0) reads the same batches as the first of the original."""
-    import train  # noqa: PLC0415
-    data, args = _FakeTestData(), train.get_arguments(["--epochs_full_valid", "2"])
+    from glow_tf.cli.train import parse_config  # noqa: PLC0415
+    from glow_tf.training.loop import evaluate  # noqa: PLC0415
+    data, args = _FakeTestData(), parse_config(["--epochs_full_valid", "2"])
     for epoch in (0, 2, 4, 6):
-        train.evaluate(lambda x, y, counter: tf.constant([1.0, 2.0, 3.0, 4.0]), data, args, epoch)
+        evaluate(lambda x, y, counter: tf.constant([1.0, 2.0, 3.0, 4.0]), data, args, epoch)
     assert data.starts == [0, 0, 3, 6]
 
 

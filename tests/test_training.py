@@ -1,14 +1,20 @@
-"""glow_tf/training.py: the compiled train step's non-finite guard, stream seeds and the JSON-lines logger."""
+"""glow_tf/training: the compiled train step's non-finite guard, stream seeds, the JSON-lines logger, the
+run's configuration (TrainConfig: its checks and the original's cadence) and the loop's hooks."""
+import dataclasses
 import json
+import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from glow_tf import Glow, GlowConfig
 from glow_tf.distributed import Distributed
 from glow_tf.optim import Optimizer
 from glow_tf.seeds import noise_seed
-from glow_tf.training import ResultLogger, make_train_step
+from glow_tf.cli.train import load_data, parse_config
+from glow_tf.errors import ConfigError
+from glow_tf.training import Hook, ResultLogger, build_run, make_train_step, open_run, train
 
 
 def tiny_model():
@@ -87,3 +93,75 @@ def test_jit_compiled_step_computes_the_same_numbers():
     step = make_train_step(glow, opt, Distributed(use_horovod=False), seed=0, jit=True)
     _, _, finite = step(x, None, tf.constant(1e-3), tf.constant(0, tf.int64))
     assert bool(finite)
+
+
+def test_train_config_checks_name_the_bad_value(tmp_path):
+    """TrainConfig is where train.py's flags are checked: each bad value is a ConfigError naming it."""
+    config = parse_config(["--logdir", str(tmp_path)])
+    for changes, message in [({"optimizer": "sgd"}, "--optimizer 'sgd': expected adam or adamax"),
+                             ({"n_batch_train": 0}, "--n_batch_train 0: expected a positive integer"),
+                             ({"epochs_warmup": -1}, "--epochs_warmup -1: expected >= 0"),
+                             ({"image_size": 24}, "--image_size 24: expected a power of two"),
+                             ({"inference": True, "resume": True}, "--inference needs --restore_path"),
+                             ({"elastic": 2}, "--elastic 2: expected 0 or 1"),
+                             ({"elastic": 1, "init_allreduce": 1}, "--elastic 1 trains; it does not combine with --init_allreduce 1")]:
+        with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(")):
+            dataclasses.replace(config, **changes)
+    with pytest.raises(ConfigError, match="image_size=8 is not divisible by 2\\*\\*n_levels=16"):
+        dataclasses.replace(config, n_levels=4).model_config(image_size=8, n_y=10)
+
+
+def test_cadence_is_the_originals():
+    """Reports at epochs 1-9, every 10th up to 50, then every --epochs_full_valid; a test pass every
+    --epochs_full_valid; samples at 1, 10 and every --epochs_full_sample among the reported epochs
+    (the original's train.py, with its defaults 50 and 50, and with 20 and 30)."""
+    def epochs(config, what):
+        return [e for e in range(1, 181) if getattr(config.cadence(e), what)]
+
+    config = parse_config([])
+    assert epochs(config, "report") == [*range(1, 10), 10, 20, 30, 40, 50, 100, 150]
+    assert epochs(config, "test") == [50, 100, 150]
+    assert epochs(config, "sample") == [1, 10, 50, 100, 150]
+    config = parse_config(["--epochs_full_valid", "20", "--epochs_full_sample", "30"])
+    assert epochs(config, "report") == [*range(1, 10), 10, 20, 30, 40, 60, 80, 100, 120, 140, 160, 180]
+    assert epochs(config, "test") == [20, 40, 60, 80, 100, 120, 140, 160, 180]
+    assert epochs(config, "sample") == [1, 10, 30, 60, 120, 180]
+
+
+class Recorder(Hook):
+    def __init__(self):
+        self.calls = []
+
+    def on_train_start(self, run, baseline):
+        self.calls.append(("start", baseline is not None))
+
+    def on_epoch_start(self, run, epoch):
+        self.calls.append(("epoch_start", epoch))
+
+    def on_step_end(self, run, epoch, stats, seconds):
+        self.calls.append(("step", int(run.state.step)))
+
+    def on_epoch_end(self, run, end):
+        self.calls.append(("epoch_end", end.epoch, end.test is not None, end.progress.steps, int(run.state.epoch)))
+
+    def on_train_end(self, run):
+        self.calls.append(("end",))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+def test_the_loop_calls_its_hooks_in_order(tmp_path):
+    """glow_tf.training.train as a library: the tiny run's 3 epochs of 4 steps, a test pass at epoch 2
+    (--epochs_full_valid 2), each hook point in order; nothing written (no output hooks)."""
+    setup = open_run(parse_config(["--config", "tiny", "--epochs", "4", "--logdir", str(tmp_path / "run")]),
+                     load_data)
+    run = build_run(setup)
+    recorder = Recorder()
+    train(run, [recorder])
+    expected = [("start", True)]
+    for epoch in (1, 2, 3):
+        expected += [("epoch_start", epoch), *[("step", 4 * (epoch - 1) + k) for k in (1, 2, 3, 4)],
+                     ("epoch_end", epoch, epoch == 2, 4, epoch)]
+    assert recorder.calls == [*expected, ("end",), ("close",)]
+    assert sorted(os.listdir(tmp_path / "run")) == ["config.json"]  # written by build_run, not the loop

@@ -1,10 +1,5 @@
-"""The pieces of train.py that are not the loop itself: the compiled steps, run state, outputs.
-
-Ports openai train.py's helpers (utils.ResultLogger, the sample grids of draw_samples) and model.py's
-train/test ops, with what exact resume needs: every random draw of a run (dequantisation noise,
-samples) is stateless (glow_tf.seeds), so a run restarted from a checkpoint at step s draws exactly
-what an uninterrupted run draws from step s on.
-"""
+"""Where a run's figures and state go: the original's JSON-lines logs, TensorBoard, the console, PNG
+sample grids (Reporter, ResultLogger) and the checkpoints (Checkpoints); written by the chief only."""
 import json
 import os
 import sys
@@ -14,99 +9,9 @@ import tensorflow as tf
 
 from glow_tf.checkpoint import (CHECKPOINT_DIRS, CONFIG_NAME, DAMAGED_DIR, MANIFEST_SUFFIX, describe_skipped,
                                 set_aside_damaged, write_manifest)
-from glow_tf.images import grid, save_png
+from glow_tf.images import save_png
 from glow_tf.io import atomic_write_text
-from glow_tf.seeds import SAMPLES, TEST_NOISE, TRAIN_NOISE, noise_seed
-
-# The original's sample temperatures (train.py:draw_samples).
-SAMPLE_TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-STAT_NAMES = ("loss", "bits_x", "bits_y", "pred_loss")  # the original's process_results order
-
-
-class RunState(tf.Module):
-    """Counters saved with every checkpoint; restoring them is what makes a resume exact."""
-
-    def __init__(self):
-        super().__init__(name="run_state")
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")  # = train batches consumed
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")  # last completed epoch
-        self.n_processed = tf.Variable(0, dtype=tf.int64, trainable=False, name="n_processed")  # anchored images
-        self.n_images = tf.Variable(0, dtype=tf.int64, trainable=False, name="n_images")  # real images
-        self.train_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="train_time")
-        self.best_test_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best_test_loss")
-        self.n_nonfinite = tf.Variable(0, dtype=tf.int64, trainable=False, name="n_nonfinite")
-
-
-def make_train_step(glow, optimizer, dist, seed, jit=False):
-    """One optimisation step (the original's model.train): objective, gradients averaged over workers,
-    the update (skipped, state untouched, when the loss or any gradient is not finite).
-
-    `step(x, y, lr, counter, noise=None)` returns the worker-averaged batch means of STAT_NAMES, the
-    global gradient norm and `finite`; the dequantisation noise is drawn from (seed, counter) unless
-    `noise` is given. `finite` is computed from the averaged values, so every worker takes the same
-    decision. With `jit` the step is compiled with XLA; with several workers only the objective and
-    its gradients are, since Horovod's collectives have no XLA kernels.
-    """
-    params = glow.trainable_variables
-    distributed = dist.size > 1
-
-    def local_gradients(x, y, counter, noise):
-        with tf.GradientTape() as tape:
-            stats = glow.objective(x, y, noise=noise, seed=noise_seed(seed, TRAIN_NOISE, counter))
-            loss = tf.reduce_mean(stats["loss"])
-        return tape.gradient(loss, params), [tf.reduce_mean(stats[k]) for k in STAT_NAMES]
-
-    if jit and distributed:
-        local_gradients = tf.function(local_gradients, jit_compile=True, reduce_retracing=True)
-
-    def step(x, y, lr, counter, noise=None):
-        grads, means = local_gradients(x, y, counter, noise)
-        reduced = dist.allreduce_mean([*grads, *means])  # one collective for both
-        grads, means = reduced[:len(grads)], reduced[len(grads):]
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in [*grads, *means]])
-        optimizer.apply(grads, lr, skip=tf.logical_not(finite))
-        return tf.stack(means), tf.linalg.global_norm(grads), finite
-
-    return tf.function(step, jit_compile=jit and not distributed, reduce_retracing=True)
-
-
-def make_test_step(glow, dist, seed):
-    """Batch means of STAT_NAMES on test data, averaged over workers (the original's model.test)."""
-
-    def step(x, y, counter):
-        stats = glow.objective(x, y, seed=noise_seed(seed, TEST_NOISE, counter))
-        return tf.stack(dist.allreduce_mean([tf.reduce_mean(stats[k]) for k in STAT_NAMES]))
-
-    return tf.function(step, reduce_retracing=True)
-
-
-def make_sampler(glow, seed):
-    """sampler(y, temperature, counter) -> uint8 images, with stateless noise (the original's f_sample)."""
-
-    @tf.function(reduce_retracing=True)
-    def sample(y, temperature, counter):
-        n = tf.shape(y)[0]
-        eps = glow.temperature_eps(n, temperature, seed=noise_seed(seed, SAMPLES, counter))
-        return glow.postprocess(glow.decode_with_log_det(eps, y if glow.config.ycond else None)[0])
-
-    return sample
-
-
-def draw_samples(sampler, config, epoch, batch_size):
-    """The original's draw_samples: one grid per temperature in SAMPLE_TEMPERATURES, each column a class.
-
-    10x10 grids up to 64px images, 4x4 above; sampled in chunks of `batch_size`. Returns a list of
-    uint8 grids, one per temperature.
-    """
-    side = 10 if config.image_size <= 64 else 4
-    y = np.array([i % config.n_y for i in list(range(side)) * side], dtype=np.int32)
-    grids = []
-    for k, temperature in enumerate(SAMPLE_TEMPERATURES):
-        chunks = [sampler(y[i:i + batch_size], tf.constant(temperature),
-                          tf.constant(epoch * 1000 + k * 100 + i // batch_size, tf.int64))
-                  for i in range(0, len(y), batch_size)]
-        grids.append(grid(np.concatenate([c.numpy() for c in chunks]), n_cols=side))
-    return grids
+from glow_tf.training.steps import SAMPLE_TEMPERATURES, STAT_NAMES
 
 
 class Reporter:
