@@ -1,5 +1,5 @@
-"""Shared pytest fixtures: the two execution regimes, the session's one trained digits run, and the
-original's reference models; imports glow_tf first, which loads TensorFlow quietly."""
+"""Shared pytest fixtures: the two execution regimes, the session's one trained digits run
+(`digits_run`, `digits_glow`) and the original's reference models (`original_model`)."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,6 +16,8 @@ import pathlib  # noqa: E402
 import shutil  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from glow_tf import GlowConfig, load_original_checkpoint, load_run  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two worker processes share each GPU: each takes memory as it needs it, not all of it at start.
@@ -58,14 +60,14 @@ def digits_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_glow(digits_run):
     """The trained digits model of `digits_run`, loaded once per session (its functions traced once)."""
-    return glow_tf.load_run(str(digits_run))[0]
+    return load_run(str(digits_run))[0]
 
 
 @functools.lru_cache(maxsize=None)
 def _original_model(name):
     folder = ORIGINAL_FIXTURES / name
-    config = glow_tf.GlowConfig.from_dict(json.loads((folder / "hps.json").read_text()), strict=False)
-    return glow_tf.load_original_checkpoint(str(folder / "model.ckpt"), config), dict(np.load(folder / "reference.npz"))
+    config = GlowConfig.from_dict(json.loads((folder / "hps.json").read_text()), strict=False)
+    return load_original_checkpoint(str(folder / "model.ckpt"), config), dict(np.load(folder / "reference.npz"))
 
 
 @pytest.fixture(scope="session")
