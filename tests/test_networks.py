@@ -138,6 +138,8 @@ def test_the_automatic_form_by_shape_and_kernel_library():
                  ([4, None, 16, 128], [3, 3, 129, 12])):  # an unknown height
         assert not tap_form_is_faster(tf.TensorSpec(x), tf.TensorSpec(w), "eigen"), (x, w)
     assert tap_form_is_faster(tf.TensorSpec([4, 8, 8, 48]), tf.TensorSpec([3, 3, 49, 12]), "eigen")
+    with pytest.raises(ValueError, match="kernels 'cpu': expected one of 'gpu', 'onednn', 'eigen'"):
+        tap_form_is_faster(tf.TensorSpec([4, 16, 16, 128]), l_last, "cpu")
 
 
 def test_conv_form_selects_the_form_the_network_runs(monkeypatch):

@@ -84,6 +84,9 @@ def _sum_of_shifted_taps(z, k, c_out):
     return shifted_sum(z)
 
 
+KERNELS = ("gpu", "onednn", "eigen")
+
+
 @functools.lru_cache(maxsize=None)
 def convolution_kernels():
     """Which convolution kernels TensorFlow runs here: "gpu" (cuDNN) if it sees a GPU, else "onednn"
@@ -99,15 +102,17 @@ def convolution_kernels():
 
 def tap_form_is_faster(x, w, kernels=None):
     """Whether `tap_conv2d` is the faster form for input `x` and filter `w` (tensors or TensorSpecs)
-    on `kernels` ("gpu" | "onednn" | "eigen"; default: `convolution_kernels()`, what runs here).
-    Measured on a 2-core CPU (bench/README.md): with
-    TensorFlow's default CPU kernels it wins from 8x8 images up when C_out <= 24 and C_in >= 4 C_out
+    on `kernels`, one of KERNELS (default: `convolution_kernels()`, those that run here); the choice
+    of `conv_form("auto")`. Measured on a 2-core CPU (bench/README.md): with TensorFlow's default
+    CPU kernels it wins from 8x8 images up when C_out <= 24 and C_in >= 4 C_out
     (forward + gradients 1.3-4.2x, forward alone up to 3.9x for CelebA-HQ's 128x128 `l_last`), and
     loses on 4x4 images, for wider outputs and for few inputs (the split priors).
     oneDNN's convolution has a faster backward pass, so there the tap form is kept for batches of at
     most 4 (and unknown batches), where oneDNN's convolution is slow (20x the tap form at batch 1,
     CelebA-HQ's `l_last`). On a GPU the
     original's form is kept: the tap form was not measured there."""
+    if kernels is not None and kernels not in KERNELS:
+        raise ValueError(f"kernels {kernels!r}: expected one of {', '.join(map(repr, KERNELS))}")
     k, c_in, c_out = w.shape[0], w.shape[2] - 1, w.shape[3]
     if k == 1 or x.shape[1] is None or x.shape[2] is None:
         return False
