@@ -250,7 +250,6 @@ def literal_layers():
 
     from glow_tf.bijectors import networks as layers
 
-    layers._use_taps = lambda x, w: False
     layers.Conv2D.__call__ = lambda self, x: self.actnorm.encode(layers.edge_conv2d(x, self.W))[0]
     layers.Conv2DZeros.__call__ = lambda self, x: ((layers.edge_conv2d(x, self.W) + self.b)
                                                    * tf.exp(self.logs * self.logscale_factor))

@@ -1,4 +1,5 @@
-"""Shared pytest fixtures and the xdist grouping; imports glow_tf first, which loads TensorFlow quietly."""
+"""Shared pytest fixtures: the two execution regimes, the session's one trained digits run
+(`digits_run`, `digits_glow`) and the original's reference models (`original_model`)."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -10,10 +11,26 @@ from glow_tf.cli.quiet import import_tensorflow_quietly  # noqa: E402 (imports n
 import_tensorflow_quietly()  # TensorFlow without its harmless start-up errors on the console
 import tensorflow as tf  # noqa: E402
 
+import fcntl  # noqa: E402
+import functools  # noqa: E402
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import shutil  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from glow_tf import GlowConfig, load_original_checkpoint, load_run  # noqa: E402
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two worker processes share each GPU: each takes memory as it needs it, not all of it at start.
     for _gpu in tf.config.list_physical_devices("GPU"):
         tf.config.experimental.set_memory_growth(_gpu, True)
+
+ORIGINAL_FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "original_glow"
+# The session's trained model, made as a user makes one: train.py's smallest configuration (configs/tiny.py: a
+# 2-level, 2-step, width-16 affine Glow on the 8x8 digits), class-conditional as the quick start's, 3 epochs of
+# 4 steps. test_latent.py, test_sample.py and test_demo.py use it.
+DIGITS_RUN_FLAGS = ["--config", "tiny", "--ycond", "--epochs", "3"]
 
 
 @pytest.fixture(params=["eager", "tf_function"])
@@ -22,37 +39,62 @@ def run(request):
     return (lambda f: f) if request.param == "eager" else tf.function
 
 
-# --- running under pytest-xdist (pytest.ini: -n 2 --dist loadfile) ----------------------------------------
-# A module's tests stay on one worker (its module- and session-scoped fixtures are built once), and modules
-# that share a session fixture share a worker: test_sample.py uses test_latent.py's trained digits model.
-SHARED_WORKER = {"test_sample": "test_latent"}
-# The slowest modules start first so that the two workers finish together (xdist hands out modules in this
-# order, each to the next free worker); the rest follow in file order.
-SLOWEST_FIRST = ("test_bench", "test_distributed", "test_install", "test_model", "test_elastic", "test_train",
-                 "test_checkpoint", "test_demo")
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """The folder of a train.py run (`train.main(DIGITS_RUN_FLAGS + ["--logdir", ...])`), trained once per
+    pytest session: under pytest-xdist the first worker that needs it trains it into the session's folder
+    (the parent of the workers' own) while the others wait on a lock, then all read it."""
+    import train  # noqa: PLC0415
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    logdir, done = root / "digits_run", root / "digits_run.done"
+    with open(root / "digits_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(logdir, ignore_errors=True)  # a run another worker left half-written
+            train.main([*DIGITS_RUN_FLAGS, "--logdir", str(logdir)])
+            done.touch()
+    return logdir
 
 
-def _group(path):
-    """The scheduling group of a test file: its name, or the module whose session fixtures it shares."""
-    stem = os.path.splitext(os.path.basename(str(path)))[0]
-    return SHARED_WORKER.get(stem, stem)
+@pytest.fixture(scope="session")
+def digits_glow(digits_run):
+    """The trained digits model of `digits_run`, loaded once per session (its functions traced once)."""
+    return load_run(str(digits_run))[0]
 
 
-def pytest_xdist_make_scheduler(config, log):
-    """--dist loadfile with SHARED_WORKER's modules joined: each group goes whole to one worker.
-    (xdist's own --dist loadgroup marks do not reach its scheduler under pytest 9's node ids.)"""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415
-
-    class ModuleGroups(LoadScopeScheduling):
-        def _split_scope(self, nodeid):
-            return _group(nodeid.split("::", 1)[0])
-
-    return ModuleGroups(config, log)
+@functools.lru_cache(maxsize=None)
+def _original_model(name):
+    folder = ORIGINAL_FIXTURES / name
+    config = GlowConfig.from_dict(json.loads((folder / "hps.json").read_text()), strict=False)
+    return load_original_checkpoint(str(folder / "model.ckpt"), config), dict(np.load(folder / "reference.npz"))
 
 
-def pytest_collection_modifyitems(config, items):
-    if hasattr(config, "workerinput"):  # an xdist worker; a plain run keeps the file order
-        rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-        items.sort(key=lambda item: rank.get(_group(item.path), len(rank)))
+@pytest.fixture(scope="session")
+def original_model():
+    """name -> (glow with the original's weights, reference arrays) of tests/fixtures/original_glow/NAME,
+    each loaded once per session."""
+    return _original_model
+
+
+_CLI_MODELS = {}
+
+
+@pytest.fixture
+def cli_loads_each_model_once(monkeypatch):
+    """The command line's load_model, memoised over the session: each model a test names on the
+    command line is loaded (and its functions traced) once, however many commands use it. For modules
+    that run many commands on the same models (`pytestmark = pytest.mark.usefixtures(...)`)."""
+    from glow_tf import __main__ as cli  # noqa: PLC0415
+
+    load = cli.load_model
+
+    def cached(args):
+        key = (args.logdir, args.restore_path, args.hps, args.which, args.polyak)
+        if key not in _CLI_MODELS:
+            _CLI_MODELS[key] = load(args)
+        return _CLI_MODELS[key]
+
+    monkeypatch.setattr(cli, "load_model", cached)

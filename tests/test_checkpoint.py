@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from bijector_checks import perturb
 from glow_tf import Glow, GlowConfig, load_original_checkpoint, original_variable_map
-from test_train import ENV, REPO
-from test_train import TINY as TRAIN_TINY
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": ""}
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "fixtures", "original_glow")
 FOLDERS = sorted(f for f in os.listdir(REFERENCE_DIR) if os.path.isdir(os.path.join(REFERENCE_DIR, f)))
 
@@ -122,8 +122,8 @@ def test_checkpoint_round_trip_restores_weights_and_the_initialized_flags(tmp_pa
 
 
 # --- checked checkpoints: damaged files are detected, skipped (never deleted) and named ----------
-# test_train.py's tiny model (4 steps per epoch), without test passes or samples.
-TINY = [*TRAIN_TINY, "--epochs_full_valid", "100", "--epochs_full_sample", "100"]
+# configs/tiny.py's model (4 steps per epoch, as test_train.py's), without test passes or samples.
+TINY = ["--config", "tiny", "--epochs_full_valid", "100", "--epochs_full_sample", "100"]
 
 
 def _damage(prefix, how):

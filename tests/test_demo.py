@@ -2,8 +2,8 @@
 own outputs (same PNG bytes), bad input, concurrency, the page in a real headless Chromium, the class
 directions, the several-attribute `manipulate` command and the face alignment's geometry.
 
-One tiny class-conditional digits run is trained once per session and served by one server process
-(the real CLI command) for every test here.
+The session's class-conditional digits run (conftest.py: `digits_run`) is served by one server
+process (the real CLI command) for every test here.
 """
 import base64
 import io
@@ -32,21 +32,9 @@ from glow_tf.demo.app import data_url, gif_bytes
 from glow_tf.demo.startup import run_test_data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN_FLAGS = ("--problem digits --dal 0 --anchor_size 8 --n_levels 2 --depth 2 --width 16 --n_train 256 --epochs 3 "
-               "--epochs_warmup 1 --epochs_full_valid 2 --epochs_full_sample 3 --flow_coupling 1 --learntop "
-               "--gradient_checkpointing 0 --seed 3 --n_batch_init 128 --ycond")
 
 
-# --- the run, the server, the same model in this process ----------------------------------------------
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    import train  # noqa: PLC0415
-
-    logdir = tmp_path_factory.mktemp("demo") / "digits"
-    train.main([*TRAIN_FLAGS.split(), "--logdir", str(logdir)])
-    return logdir
-
-
+# --- the server and the same model in this process ----------------------------------------------------
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -54,11 +42,11 @@ def free_port():
 
 
 @pytest.fixture(scope="session")
-def server(demo_run, tmp_path_factory):
+def server(digits_run, tmp_path_factory):
     """The base URL of `python -m glow_tf serve --logdir RUN` on a free port."""
     port = free_port()
     log = open(tmp_path_factory.mktemp("server") / "serve.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "glow_tf", "serve", "--logdir", str(demo_run), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "glow_tf", "serve", "--logdir", str(digits_run), "--port", str(port),
                              "--cpu"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
     url = f"http://127.0.0.1:{port}"
@@ -83,11 +71,12 @@ def server(demo_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def glow(demo_run):
+def glow(digits_run):
+    """The served model in this process, its variables on the CPU as the server's (--cpu)."""
     import tensorflow as tf  # noqa: PLC0415
 
     with tf.device("/CPU:0"):
-        model, _ = glow_tf.load_run(str(demo_run))
+        model, _ = glow_tf.load_run(str(digits_run))
     return model
 
 
@@ -97,9 +86,9 @@ def test_images(glow):
 
 
 @pytest.fixture(scope="session")
-def class_dirs(demo_run, server):
+def class_dirs(digits_run, server):
     """The class directions the server computed at start-up (its cached directions file)."""
-    return directions.load_directions(str(demo_run / "demo" / "class_directions.npz"))
+    return directions.load_directions(str(digits_run / "demo" / "class_directions.npz"))
 
 
 # --- HTTP helpers ---------------------------------------------------------------------------------
@@ -288,31 +277,31 @@ def test_eight_concurrent_requests_are_all_answered_correctly(server, glow, test
         assert ok(answer)["image"] == data_url(want), path
 
 
-def test_class_directions_are_class_mean_differences_and_cached(demo_run, glow, test_images, class_dirs):
+def test_class_directions_are_class_mean_differences_and_cached(digits_run, glow, test_images, class_dirs):
     x, y = test_images
     z = glow.encode(x, y, noise="centre", batch_size=256)
     for c in (0, 6):
         want = z[y == c].mean(0) - z[y != c].mean(0)
         np.testing.assert_allclose(class_dirs[f"class {c}"], want, rtol=1e-4, atol=1e-5)
-    with open(demo_run / "demo" / "class_directions.checkpoint") as f:
+    with open(digits_run / "demo" / "class_directions.checkpoint") as f:
         assert f.read().split()[1] == str(len(x))
 
 
-def test_cli_manipulate_with_several_attributes(demo_run, glow, test_images, class_dirs, tmp_path):
+def test_cli_manipulate_with_several_attributes(digits_run, glow, test_images, class_dirs, tmp_path):
     from glow_tf.__main__ import main  # noqa: PLC0415
 
     x, y = test_images
     img.save_png(x[5], tmp_path / "a.png")
     out = tmp_path / "m.png"
-    assert main(["manipulate", str(tmp_path / "a.png"), "--logdir", str(demo_run), "--directions",
-                 str(demo_run / "demo" / "class_directions.npz"), "--attr", "class 1=0.5", "--attr", "class 9=-1",
+    assert main(["manipulate", str(tmp_path / "a.png"), "--logdir", str(digits_run), "--directions",
+                 str(digits_run / "demo" / "class_directions.npz"), "--attr", "class 1=0.5", "--attr", "class 9=-1",
                  "--alphas", "0", "1", "2", "--noise", "centre", "--y", str(y[5]), "--out", str(out), "--quiet"]) == 0
     z = glow.encode(x[5:6], y[5:6], noise="centre")[0]
     d = np.stack([class_dirs["class 1"], class_dirs["class 9"]])
     want = glow.manipulate(z, d, np.array([[0, 0], [0.5, -1], [1, -2]], np.float32), int(y[5]))
     np.testing.assert_array_equal(np.asarray(Image.open(out)), img.strip(want))
-    assert main(["manipulate", str(tmp_path / "a.png"), "--logdir", str(demo_run), "--directions",
-                 str(demo_run / "demo" / "class_directions.npz"), "--attr", "class 1=much", "--y", "0",
+    assert main(["manipulate", str(tmp_path / "a.png"), "--logdir", str(digits_run), "--directions",
+                 str(digits_run / "demo" / "class_directions.npz"), "--attr", "class 1=much", "--y", "0",
                  "--out", str(out), "--quiet"]) == 2
 
 

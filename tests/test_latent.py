@@ -3,12 +3,10 @@ project, glow_tf.latents and glow_tf.directions) and the latent commands of `pyt
 against the original's reference vectors (tests/fixtures/original_glow), exact invertibility,
 hand-computed values and a planted attribute.
 
-`digits_run_dir` trains a small Glow on scikit-learn's digits once per session and writes it as a
-train.py run (config.json + checkpoints/); test_sample.py uses it too. Models are loaded once per
-session (`load_digits_glow`, `reference`), so each is traced once.
+The trained model is the session's class-conditional digits run (conftest.py: `digits_run`,
+`digits_glow`); the original's models (`original_model`) cover the unconditional ones.
 """
 import functools
-import json
 import os
 import pathlib
 import threading
@@ -19,14 +17,13 @@ import tensorflow as tf
 from PIL import Image
 
 import glow_tf
-from glow_tf import __main__ as cli
 from glow_tf import directions, latents
 from glow_tf.__main__ import main
 
+pytestmark = pytest.mark.usefixtures("cli_loads_each_model_once")
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "original_glow"
 
 
-# --- shared fixtures --------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
 def digits():
     """scikit-learn's 1797 8x8 digits as uint8 RGB (round(v * 255 / 16), grey tiled) and labels."""
@@ -35,83 +32,6 @@ def digits():
     d = load_digits()
     x = np.round(d.images * 255 / 16).astype(np.uint8)
     return np.tile(x[..., None], (1, 1, 1, 3)), d.target.astype(np.int32)
-
-
-def digits_run_dir(tmp_path_factory):
-    """A train.py-style run of a small additive Glow trained 120 steps on digits; built once per
-    session (cached in the session's temporary folder, so every test module shares it)."""
-    run = tmp_path_factory.getbasetemp() / "digits_run"
-    if (run / "checkpoints" / "checkpoint").exists():
-        return run
-    from glow_tf.optim import Optimizer  # noqa: PLC0415
-
-    x, _ = digits()
-    config = glow_tf.GlowConfig(image_size=8, n_levels=2, depth=3, width=24, n_y=10)
-    tf.random.set_seed(0)
-    glow = glow_tf.Glow(config, seed=0)
-    glow.initialize(x[:256])
-    opt = Optimizer(glow.trainable_variables, kind="adam", beta2=0.999)
-
-    @tf.function
-    def step(xb, lr):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(glow.objective(xb)["loss"])
-        opt.apply(tape.gradient(loss, glow.trainable_variables), lr)
-        return loss
-
-    rng = np.random.default_rng(0)
-    first = last = None
-    for i in range(120):
-        loss = float(step(x[rng.integers(0, len(x), 64)], tf.constant(2e-3 * min(1.0, (i + 1) / 20))))
-        first = loss if first is None else first
-        last = loss
-    assert last < first - 2, f"the digits model did not train: {first:.2f} -> {last:.2f} bits/dim"
-    os.makedirs(run, exist_ok=True)
-    config.save(run / "config.json")
-    tf.train.CheckpointManager(tf.train.Checkpoint(model=glow), str(run / "checkpoints"), 3).save()
-    return run
-
-
-@functools.lru_cache(maxsize=None)
-def load_digits_glow(run):
-    """The digits model of `run`, loaded once per session (test_latent and test_sample share it)."""
-    return glow_tf.load_run(str(run))[0]
-
-
-@pytest.fixture(scope="session")
-def digits_run(tmp_path_factory):
-    return digits_run_dir(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def digits_glow(digits_run):
-    return load_digits_glow(digits_run)
-
-
-@functools.lru_cache(maxsize=None)
-def reference(name):
-    """(glow with the original's weights, reference arrays) for one tests/fixtures/original_glow folder."""
-    folder = FIXTURES / name
-    config = glow_tf.GlowConfig.from_dict(json.loads((folder / "hps.json").read_text()), strict=False)
-    return glow_tf.load_original_checkpoint(str(folder / "model.ckpt"), config), dict(np.load(folder / "reference.npz"))
-
-
-_CLI_MODELS = {}
-
-
-@pytest.fixture(autouse=True)
-def cli_loads_each_model_once(monkeypatch):
-    """The command line's load_model, memoised over the session: each model a test names on the
-    command line is loaded (and its functions traced) once, however many commands use it."""
-    load = cli.load_model
-
-    def cached(args):
-        key = (args.logdir, args.restore_path, args.hps, args.which, args.polyak)
-        if key not in _CLI_MODELS:
-            _CLI_MODELS[key] = load(args)
-        return _CLI_MODELS[key]
-
-    monkeypatch.setattr(cli, "load_model", cached)
 
 
 def _y(glow, ref):
@@ -125,10 +45,10 @@ def _quantised(glow, x):
 
 # --- encode / decode against the original -----------------------------------------------------------------
 @pytest.mark.parametrize("name", ["additive_shuffle", "affine_lu_ycond"])
-def test_encode_and_decode_match_the_original_in_its_flat_order(name):
+def test_encode_and_decode_match_the_original_in_its_flat_order(name, original_model):
     """The flat order and the uint8 round trip; test_original_reference.py checks every reference
     model's eps and decodings through the same methods."""
-    glow, ref = reference(name)
+    glow, ref = original_model(name)
     z = glow.encode(ref["x"], _y(glow, ref), noise=ref["noise"], batch_size=5)
     eps = [ref[f"eps_{i}"] for i in range(glow.config.n_levels)]
     np.testing.assert_allclose(z, np.concatenate([e.reshape(16, -1) for e in eps], axis=1), atol=1e-4)
@@ -139,8 +59,8 @@ def test_encode_and_decode_match_the_original_in_its_flat_order(name):
     np.testing.assert_array_equal(glow.decode(glow.flatten(eps), _y(glow, ref)), _quantised(glow, ref["x"]))
 
 
-def test_flatten_is_row_major_nhwc_per_level_then_concatenated():
-    glow, _ = reference("additive_shuffle")  # eps shapes (4, 4, 6), (2, 2, 24)
+def test_flatten_is_row_major_nhwc_per_level_then_concatenated(original_model):
+    glow, _ = original_model("additive_shuffle")  # eps shapes (4, 4, 6), (2, 2, 24)
     eps = [np.arange(96, dtype=np.float32).reshape(1, 4, 4, 6),
            1000 + np.arange(96, dtype=np.float32).reshape(1, 2, 2, 24)]
     flat = glow.flatten(eps)
@@ -150,8 +70,8 @@ def test_flatten_is_row_major_nhwc_per_level_then_concatenated():
         np.testing.assert_array_equal(a, b)
 
 
-def test_latents_of_the_wrong_shape_are_refused():
-    glow, _ = reference("additive_shuffle")
+def test_latents_of_the_wrong_shape_are_refused(original_model):
+    glow, _ = original_model("additive_shuffle")
     with pytest.raises(ValueError, match=r"shape \(2, 191\).*\[N, 192\]"):
         glow.decode(np.zeros((2, 191)))
     with pytest.raises(ValueError, match="1 per-level latent arrays given; this model has 2 levels"):
@@ -164,8 +84,8 @@ def test_latents_of_the_wrong_shape_are_refused():
         glow.decode(np.zeros((1, 192)), batch_size=0)
 
 
-def test_images_of_the_wrong_size_and_labels_are_refused():
-    glow, _ = reference("additive_shuffle")
+def test_images_of_the_wrong_size_and_labels_are_refused(original_model):
+    glow, _ = original_model("additive_shuffle")
     with pytest.raises(ValueError, match=r"shape \(1, 16, 16, 3\).*\[N, 8, 8, 3\]"):
         glow.encode(np.zeros((1, 16, 16, 3), np.uint8))
     with pytest.raises(ValueError, match="uint8"):
@@ -174,7 +94,7 @@ def test_images_of_the_wrong_size_and_labels_are_refused():
         glow.encode(np.zeros((1, 8, 8, 3), np.uint8), y=0)
     with pytest.raises(ValueError, match=r"noise has shape \(1, 8, 8, 3\); expected the images' shape \(2, 8, 8, 3\)"):
         glow.encode(np.zeros((2, 8, 8, 3), np.uint8), noise=np.zeros((1, 8, 8, 3)))
-    ycond, _ = reference("affine_lu_ycond")
+    ycond, _ = original_model("affine_lu_ycond")
     with pytest.raises(ValueError, match=r"class 10 is out of range.*n_y=10"):
         ycond.decode(np.zeros((2, 192)), y=[3, 10])
     with pytest.raises(ValueError, match="class-conditional"):
@@ -198,31 +118,36 @@ def test_noise_modes():
 
 
 def test_trained_digits_model_reconstructs_its_inputs_exactly(digits_glow):
-    x, _ = digits()
-    x = x[:400]
-    np.testing.assert_array_equal(digits_glow.reconstruct(x, noise="centre", batch_size=128), x)
+    x, y = digits()
+    x, y = x[:400], y[:400]
+    np.testing.assert_array_equal(digits_glow.reconstruct(x, y, noise="centre", batch_size=128), x)
     # with the original's random noise the latents change but the pixels come back (a value within
     # float round-off of a bin edge may fall into the neighbouring bin)
-    rec = digits_glow.reconstruct(x, noise="random", seed=0)
+    rec = digits_glow.reconstruct(x, y, noise="random", seed=0)
     assert np.mean(rec == x) > 0.999 and np.abs(rec.astype(int) - x).max() <= 1
-    z1 = digits_glow.encode(x[:8], noise="random", seed=0, batch_size=3)
+    z1 = digits_glow.encode(x[:8], y[:8], noise="random", seed=0, batch_size=3)
     # repeatable, whatever the batching (float round-off aside)
-    np.testing.assert_allclose(z1, digits_glow.encode(x[:8], noise="random", seed=0), atol=1e-5)
-    assert not np.allclose(z1, digits_glow.encode(x[:8], noise="centre"))
+    np.testing.assert_allclose(z1, digits_glow.encode(x[:8], y[:8], noise="random", seed=0), atol=1e-5)
+    assert not np.allclose(z1, digits_glow.encode(x[:8], y[:8], noise="centre"))
+    # the class takes part: other labels, other latents (and the same pixels back)
+    other = (y[:8] + 1) % 10
+    assert not np.allclose(digits_glow.encode(x[:8], other, noise="centre"),
+                           digits_glow.encode(x[:8], y[:8], noise="centre"))
+    np.testing.assert_array_equal(digits_glow.reconstruct(x[:8], other, noise="centre"), x[:8])
 
 
-def test_concurrent_calls_from_eight_threads_equal_serial_calls(digits_run):
+def test_concurrent_calls_from_eight_threads_equal_serial_calls(digits_run, digits_glow):
     """A fresh model (so the first calls trace concurrently) shared by 8 threads, as a web server's."""
-    x, _ = digits()
+    x, y = digits()
     shared = glow_tf.load_run(str(digits_run))[0]
-    jobs = [(k % 3, x[10 * k:10 * k + 1 + k]) for k in range(8)]  # batch sizes 1..8, three operations
+    jobs = [(k % 3, x[10 * k:10 * k + 1 + k], y[10 * k:10 * k + 1 + k]) for k in range(8)]  # batches 1..8
 
-    def call(glow, op, images):
+    def call(glow, op, images, labels):
         if op == 0:
-            return glow.encode(images, noise="random", seed=7, batch_size=3)
+            return glow.encode(images, labels, noise="random", seed=7, batch_size=3)
         if op == 1:
-            return glow.reconstruct(images, noise="centre")
-        return glow.sample(len(images), [0.6, 0.8], seed=len(images))
+            return glow.reconstruct(images, labels, noise="centre")
+        return glow.sample(len(images), [0.6, 0.8], labels, seed=len(images))
 
     results, barrier = [None] * len(jobs), threading.Barrier(len(jobs))
 
@@ -235,9 +160,9 @@ def test_concurrent_calls_from_eight_threads_equal_serial_calls(digits_run):
         t.start()
     for t in threads:
         t.join()
-    serial = load_digits_glow(digits_run)
-    for k, (op, images) in enumerate(jobs):
-        np.testing.assert_array_equal(results[k], call(serial, op, images), err_msg=f"job {k}, operation {op}")
+    for k, (op, images, labels) in enumerate(jobs):
+        np.testing.assert_array_equal(results[k], call(digits_glow, op, images, labels),
+                                      err_msg=f"job {k}, operation {op}")
 
 
 # --- interpolation and mixing -----------------------------------------------------------------------------
@@ -253,16 +178,16 @@ def test_mix_by_hand():
 
 def test_interpolate_endpoints_are_the_reconstructions(digits_glow):
     x, _ = digits()
-    frames = digits_glow.interpolate(x[0], x[1], steps=6, noise="centre")
+    frames = digits_glow.interpolate(x[0], x[1], steps=6, y=3, noise="centre")  # one class for the path
     assert frames.shape == (6, 8, 8, 3)
     np.testing.assert_array_equal(frames[0], x[0])
     np.testing.assert_array_equal(frames[-1], x[1])
-    z = digits_glow.encode(x[:2], noise="centre")
-    np.testing.assert_array_equal(frames[2], digits_glow.decode(0.6 * z[0] + 0.4 * z[1])[0])
-    np.testing.assert_array_equal(digits_glow.mix(z[0], z[1], [0.4]), frames[2:3])
+    z = digits_glow.encode(x[:2], [3, 3], noise="centre")
+    np.testing.assert_array_equal(frames[2], digits_glow.decode(0.6 * z[0] + 0.4 * z[1], [3])[0])
+    np.testing.assert_array_equal(digits_glow.mix(z[0], z[1], [0.4], 3), frames[2:3])
     assert not (frames[2] == x[0]).all() and not (frames[2] == x[1]).all()
     with pytest.raises(ValueError, match="steps=1; expected an integer >= 2"):
-        digits_glow.interpolate(x[0], x[1], steps=1)
+        digits_glow.interpolate(x[0], x[1], steps=1, y=3)
 
 
 # --- manipulation and projection --------------------------------------------------------------------------
@@ -274,33 +199,33 @@ def test_range_alphas_are_the_demos_manipulate_range():
 
 
 def test_manipulate_at_alpha_zero_is_the_reconstruction(digits_glow):
-    x, _ = digits()
-    z = digits_glow.encode(x[5:6], noise="centre")[0]
+    x, y = digits()
+    z = digits_glow.encode(x[5:6], y[5:6], noise="centre")[0]
     direction = np.random.default_rng(0).standard_normal(z.shape).astype(np.float32)
-    out = digits_glow.manipulate(z, direction, [0.0, 0.5, -1.0])
+    out = digits_glow.manipulate(z, direction, [0.0, 0.5, -1.0], y[5])
     assert out.shape == (3, 8, 8, 3)
     np.testing.assert_array_equal(out[0], x[5])
-    np.testing.assert_array_equal(out[1], digits_glow.decode(z + 0.5 * direction)[0])
-    np.testing.assert_array_equal(out[2], digits_glow.decode(z - direction)[0])
+    np.testing.assert_array_equal(out[1], digits_glow.decode(z + 0.5 * direction, y[5:6])[0])
+    np.testing.assert_array_equal(out[2], digits_glow.decode(z - direction, y[5:6])[0])
     with pytest.raises(ValueError, match=r"directions have shape \(10,\); this model expects one direction \[192\]"):
-        digits_glow.manipulate(z, direction[:10], [1.0])
+        digits_glow.manipulate(z, direction[:10], [1.0], y[5])
     with pytest.raises(ValueError, match=r"alphas \[\[1.0, 2.0\]\]: expected finite numbers"):
-        digits_glow.manipulate(z, direction, [[1.0, 2.0]])
+        digits_glow.manipulate(z, direction, [[1.0, 2.0]], y[5])
 
 
 def test_manipulate_with_two_directions_at_once_is_their_sum(digits_glow):
-    x, _ = digits()
-    z = digits_glow.encode(x[:3], noise="centre")
+    x, y = digits()
+    z = digits_glow.encode(x[:3], y[:3], noise="centre")
     d = np.random.default_rng(1).standard_normal((2, 192)).astype(np.float32)
-    both = digits_glow.manipulate(z, d, [[0.7, -0.4], [0.0, 0.0]])  # two combinations for each of 3 latents
+    both = digits_glow.manipulate(z, d, [[0.7, -0.4], [0.0, 0.0]], y[:3])  # two combinations for each of 3 latents
     assert both.shape == (3, 2, 8, 8, 3)
-    np.testing.assert_array_equal(both[:, 0], digits_glow.decode(z + (0.7 * d[0] + -0.4 * d[1])))
+    np.testing.assert_array_equal(both[:, 0], digits_glow.decode(z + (0.7 * d[0] + -0.4 * d[1]), y[:3]))
     np.testing.assert_array_equal(both[:, 1], x[:3])
     # one direction after the other: the same up to float round-off in the latent sum
     first = z + 0.7 * d[0]
-    sequential = digits_glow.manipulate(first, d[1], [-0.4])[:, 0]
+    sequential = digits_glow.manipulate(first, d[1], [-0.4], y[:3])[:, 0]
     assert np.abs(sequential.astype(int) - both[:, 0]).max() <= 1 and np.mean(sequential == both[:, 0]) > 0.99
-    np.testing.assert_array_equal(digits_glow.manipulate(z[0], d, [0.7, -0.4])[0], both[0, 0])  # one combination
+    np.testing.assert_array_equal(digits_glow.manipulate(z[0], d, [0.7, -0.4], y[0])[0], both[0, 0])  # one combination
 
 
 def test_project_gives_the_coefficient_that_removes_a_direction(digits_glow):
@@ -313,7 +238,7 @@ def test_project_gives_the_coefficient_that_removes_a_direction(digits_glow):
     removed = directions.move(z[0], d[0], -p[0, 0])[0, 0]
     assert abs(float(removed @ d[0])) < 1e-3 * np.linalg.norm(d[0]) * np.linalg.norm(z[0])
     np.testing.assert_allclose(digits_glow.project(removed, d[0]), 0.0, atol=1e-5)
-    np.testing.assert_array_equal(digits_glow.manipulate(z[0], d[0], -p[0, 0]), digits_glow.decode(removed))
+    np.testing.assert_array_equal(digits_glow.manipulate(z[0], d[0], -p[0, 0], 4), digits_glow.decode(removed, [4]))
     with pytest.raises(ValueError, match="direction 0 is all zeros"):
         digits_glow.project(z, np.zeros(192))
 
@@ -355,21 +280,21 @@ def test_direction_recovers_a_planted_latent_difference():
 def test_direction_of_a_planted_image_attribute_adds_it(digits_glow):
     """Digits where the attribute is a bright 2x3 corner patch: the direction from labelled encodings
     is the paired latent difference the patch causes, and moving unseen digits along it paints the patch."""
-    x, _ = digits()
+    x, y = digits()
     mask = np.zeros((8, 8, 3), bool)
     mask[0:2, 0:3] = True
-    base = x[:600]
+    base, classes = x[:600], y[:600]
     labels = np.random.default_rng(1).choice([-1, 1], len(base))
     patched = np.where(mask, 255, base).astype(np.uint8)
     data = np.where((labels == 1)[:, None, None, None], patched, base)
-    d = directions.attribute_direction(digits_glow.encode(data, noise="centre", batch_size=200), labels)
-    paired = (digits_glow.encode(patched, noise="centre", batch_size=200)
-              - digits_glow.encode(base, noise="centre", batch_size=200)).mean(0)
+    d = directions.attribute_direction(digits_glow.encode(data, classes, noise="centre", batch_size=200), labels)
+    paired = (digits_glow.encode(patched, classes, noise="centre", batch_size=200)
+              - digits_glow.encode(base, classes, noise="centre", batch_size=200)).mean(0)
     assert d @ paired / np.linalg.norm(d) / np.linalg.norm(paired) > 0.95
     np.testing.assert_allclose(np.linalg.norm(d) / directions.DEMO_SCALE, np.linalg.norm(paired), rtol=0.1)
 
-    z = digits_glow.encode(x[1000:1060], noise="centre")
-    moved = digits_glow.manipulate(z, d, [0.0, 1 / directions.DEMO_SCALE])
+    z = digits_glow.encode(x[1000:1060], y[1000:1060], noise="centre")
+    moved = digits_glow.manipulate(z, d, [0.0, 1 / directions.DEMO_SCALE], y[1000:1060])
     change = (moved[:, 1].astype(float) - moved[:, 0]).mean(0)
     assert change[mask].mean() > 120 and np.abs(change[~mask]).mean() < 20
     assert np.corrcoef(change.ravel(), mask.ravel())[0, 1] > 0.8
@@ -395,8 +320,8 @@ def test_directions_files(tmp_path):
     assert demo["Narrow_Eyes"][0] == pytest.approx(23 * 1.2) and demo["Male"][0] == 20
 
 
-def test_latent_files(tmp_path):
-    glow, _ = reference("affine_lu_ycond")
+def test_latent_files(tmp_path, original_model):
+    glow, _ = original_model("affine_lu_ycond")
     config = glow.config
     z = np.random.default_rng(0).standard_normal((3, 192)).astype(np.float32)
     latents.save_latents(tmp_path / "z.npz", config, z, y=[1, 2, 3], files=np.array(["a", "b", "c"]))
@@ -457,15 +382,30 @@ def _run(argv, capsys):
     return status, capsys.readouterr().err
 
 
-def test_cli_encode_decode_reconstruct_round_trip(digits_run, digits_glow, tmp_path, capsys):
-    x, _ = digits()
+def _original(name):
+    """The command-line flags of the original's model tests/fixtures/original_glow/NAME."""
+    folder = FIXTURES / name
+    return ["--restore_path", str(folder / "model.ckpt"), "--hps", str(folder / "hps.json"), "--quiet"]
+
+
+def test_cli_encode_decode_reconstruct_round_trip(digits_run, digits_glow, original_model, tmp_path, capsys):
+    x, y = digits()
     folder = _write_pngs(tmp_path / "in", x[:12])
     model = ["--logdir", str(digits_run), "--quiet"]
-    assert main(["encode", folder, "--out", str(tmp_path / "z.npz"), "--noise", "centre", *model]) == 0
+    labels = ["--y", ",".join(map(str, y[:12]))]  # one class per image
+    assert main(["encode", folder, "--out", str(tmp_path / "z.npz"), "--noise", "centre", *labels, *model]) == 0
     data = np.load(tmp_path / "z.npz")
-    assert data["eps"].shape == (12, 192) and data["eps_1"].shape == (12, 2, 2, 24) and "y" not in data
+    assert data["eps"].shape == (12, 192) and data["eps_1"].shape == (12, 2, 2, 24)
+    assert data["y"].tolist() == y[:12].tolist()  # the classes travel with the latents
     assert [os.path.basename(f) for f in data["files"]] == [f"img_{i:03d}.png" for i in range(12)]
-    np.testing.assert_allclose(data["eps"], digits_glow.encode(x[:12], noise="centre"), atol=1e-5)
+    np.testing.assert_allclose(data["eps"], digits_glow.encode(x[:12], y[:12], noise="centre"), atol=1e-5)
+    # an unconditional model (the original's) writes no labels
+    assert main(["encode", folder, "--out", str(tmp_path / "u.npz"), "--noise", "centre",
+                 *_original("additive_shuffle")]) == 0
+    unconditional = np.load(tmp_path / "u.npz")
+    assert "y" not in unconditional
+    original, _ = original_model("additive_shuffle")
+    np.testing.assert_allclose(unconditional["eps"], original.encode(x[:12], noise="centre"), atol=1e-5)
 
     assert main(["decode", str(tmp_path / "z.npz"), "--out", str(tmp_path / "d.png"), "--n_cols", "12",
                  "--png_dir", str(tmp_path / "dec"), *model]) == 0
@@ -473,7 +413,7 @@ def test_cli_encode_decode_reconstruct_round_trip(digits_run, digits_glow, tmp_p
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "dec" / "decoded_00011.png")), x[11])
 
     status, err = _run(["reconstruct", folder, "--out", str(tmp_path / "r.png"), "--noise", "centre",
-                        "--n_cols", "6", "--logdir", str(digits_run)], capsys)
+                        "--n_cols", "6", *labels, "--logdir", str(digits_run)], capsys)
     assert status == 0 and "100.00% of sub-pixels equal" in err
     grid = np.asarray(Image.open(tmp_path / "r.png"))
     assert grid.shape == (32, 48, 3)  # rows: inputs 0-5, reconstructions 0-5, inputs 6-11, reconstructions 6-11
@@ -484,7 +424,7 @@ def test_cli_encode_decode_reconstruct_round_trip(digits_run, digits_glow, tmp_p
 def test_cli_interpolate_and_manipulate(digits_run, digits_glow, tmp_path):
     x, _ = digits()
     a, b = _write_pngs(tmp_path / "a", x[:1]), _write_pngs(tmp_path / "b", x[1:2])
-    model = ["--logdir", str(digits_run), "--quiet", "--noise", "centre"]
+    model = ["--logdir", str(digits_run), "--quiet", "--noise", "centre", "--y", "3"]  # one class for both
     assert main(["interpolate", a, b, "--steps", "5", "--out", str(tmp_path / "i.png"),
                  "--gif", str(tmp_path / "i.gif"), *model]) == 0
     strip = np.asarray(Image.open(tmp_path / "i.png"))
@@ -502,11 +442,12 @@ def test_cli_interpolate_and_manipulate(digits_run, digits_glow, tmp_path):
     assert m.shape == (16, 40, 3)
     np.testing.assert_array_equal(m[:8, 16:24], x[0])  # alpha 0: the reconstruction
     np.testing.assert_array_equal(m[8:, 16:24], x[1])
-    z = digits_glow.encode(x[:1], noise="centre")
-    np.testing.assert_array_equal(m[:8, 32:40], digits_glow.decode(z + d)[0])
+    z = digits_glow.encode(x[:1], [3], noise="centre")
+    np.testing.assert_array_equal(m[:8, 32:40], digits_glow.decode(z + d, [3])[0])
     assert main(["manipulate", a, "--directions", str(tmp_path / "d.npz"), "--attr", "0", "--alphas", "-2", "0",
                  "--out", str(tmp_path / "m2.png"), *model]) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m2.png"))[:, :8], digits_glow.decode(z - 2 * d)[0])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m2.png"))[:, :8],
+                                  digits_glow.decode(z - 2 * d, [3])[0])
 
 
 def test_cli_direction_from_csv_and_tfrecords_agree_with_the_library(digits_run, digits_glow, tmp_path):
@@ -520,12 +461,12 @@ def test_cli_direction_from_csv_and_tfrecords_agree_with_the_library(digits_run,
     (tmp_path / "tfr").mkdir()
     write_celeba_tfrecord(tmp_path / "tfr" / "train-r03-s-0000-of-0002.tfrecords", images[:25], attr[:25])
     write_celeba_tfrecord(tmp_path / "tfr" / "train-r03-s-0001-of-0002.tfrecords", images[25:], attr[25:])
-    model = ["--logdir", str(digits_run), "--quiet", "--noise", "centre", "--batch_size", "16"]
+    model = ["--logdir", str(digits_run), "--quiet", "--noise", "centre", "--batch_size", "16", "--y", "3"]
     assert main(["direction", "--labels", str(tmp_path / "labels.csv"), "--image_root", folder,
                  "--attr", "Smiling", "Young", "--out", str(tmp_path / "csv.npz"), *model]) == 0
     assert main(["direction", "--tfrecords", str(tmp_path / "tfr" / "*.tfrecords"), "--attr", "Smiling", "Young",
                  "--out", str(tmp_path / "tfr.npz"), *model]) == 0  # a glob, read in sorted order
-    expected = directions.attribute_direction(digits_glow.encode(images, noise="centre"), attr[:, [31, 39]])
+    expected = directions.attribute_direction(digits_glow.encode(images, 3, noise="centre"), attr[:, [31, 39]])
     for name in ("csv", "tfr"):
         got = directions.load_directions(tmp_path / f"{name}.npz")
         assert list(got) == ["Smiling", "Young"]
@@ -535,14 +476,14 @@ def test_cli_direction_from_csv_and_tfrecords_agree_with_the_library(digits_run,
     # --max_images over a folder: the first 20 records
     assert main(["direction", "--tfrecords", str(tmp_path / "tfr"), "--attr", "31", "--max_images", "20",
                  "--out", str(tmp_path / "first.npz"), *model]) == 0
-    first = directions.attribute_direction(digits_glow.encode(images[:20], noise="centre"), attr[:20, 31])
+    first = directions.attribute_direction(digits_glow.encode(images[:20], 3, noise="centre"), attr[:20, 31])
     np.testing.assert_allclose(directions.load_directions(tmp_path / "first.npz")["Smiling"], first, atol=1e-5)
 
 
 def test_cli_errors(digits_run, tmp_path, capsys):
     big = tmp_path / "big.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(big)
-    model = ["--logdir", str(digits_run), "--quiet"]
+    model = ["--logdir", str(digits_run), "--quiet", "--y", "3"]
     status, err = _run(["encode", str(big), "--out", str(tmp_path / "z.npz"), *model], capsys)
     assert status == 2 and "big.png' is 16x16 (WxH); the model expects 8x8" in err
     assert main(["encode", str(big), "--resize", "--out", str(tmp_path / "z.npz"), *model]) == 0
@@ -551,7 +492,10 @@ def test_cli_errors(digits_run, tmp_path, capsys):
     status, err = _run(["decode", str(tmp_path / "wrong.npz"), "--out", str(tmp_path / "d.png"), *model], capsys)
     assert status == 2 and "latents have shape (2, 100); this model expects flat latents [N, 192]" in err
 
-    status, err = _run(["encode", str(big), "--resize", "--y", "3", "--out", str(tmp_path / "z.npz"), *model], capsys)
+    status, err = _run(["encode", str(big), "--resize", "--out", str(tmp_path / "z.npz"), *model[:-2]], capsys)
+    assert status == 2 and "class-conditional" in err  # no --y
+    status, err = _run(["encode", str(big), "--resize", "--y", "3", "--out", str(tmp_path / "z.npz"),
+                        *_original("additive_shuffle")], capsys)
     assert status == 2 and "unconditional" in err
     directions.save_directions(tmp_path / "d.npz", np.zeros((1, 50)), ["a"])
     status, err = _run(["manipulate", str(big), "--resize", "--directions", str(tmp_path / "d.npz"), "--attr", "a",
@@ -570,16 +514,17 @@ def test_cli_errors(digits_run, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_export_saved_model_signatures(digits_run, digits_glow, tmp_path):
-    x, _ = digits()
+    x, y = digits()
+    x, y = x[:5], tf.constant(y[:5])
     assert main(["export", "--logdir", str(digits_run), "--out", str(tmp_path / "sm"), "--quiet"]) == 0
-    assert glow_tf.GlowConfig.load(tmp_path / "sm" / "assets.extra" / "config.json").depth == 3
+    assert glow_tf.GlowConfig.load(tmp_path / "sm" / "assets.extra" / "config.json").depth == 2
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
-    z = digits_glow.encode(x[:5], noise="centre")
-    out = loaded.signatures["decode"](eps=tf.constant(z))
-    np.testing.assert_array_equal(out["images"].numpy(), x[:5])
-    np.testing.assert_allclose(out["x"].numpy(), digits_glow.decode(z, postprocess=False), atol=1e-5)
-    eps = loaded.signatures["encode"](x=tf.constant(x[:5]))["eps"]  # fresh noise, as the original
-    np.testing.assert_array_equal(loaded.signatures["decode"](eps=eps)["images"].numpy(), x[:5])
-    s = loaded.signatures["sample"](temperature=tf.constant([0.0, 0.0, 1.0]))
+    z = digits_glow.encode(x, y, noise="centre")
+    out = loaded.signatures["decode"](eps=tf.constant(z), y=y)
+    np.testing.assert_array_equal(out["images"].numpy(), x)
+    np.testing.assert_allclose(out["x"].numpy(), digits_glow.decode(z, y, postprocess=False), atol=1e-5)
+    eps = loaded.signatures["encode"](x=tf.constant(x), y=y)["eps"]  # fresh noise, as the original
+    np.testing.assert_array_equal(loaded.signatures["decode"](eps=eps, y=y)["images"].numpy(), x)
+    s = loaded.signatures["sample"](temperature=tf.constant([0.0, 0.0, 1.0]), y=tf.constant([2, 2, 2]))
     assert (s["eps"].numpy()[:2] == 0).all() and s["eps"].numpy()[2].std() > 0.5
-    np.testing.assert_array_equal(s["images"].numpy()[:2], np.repeat(digits_glow.decode(np.zeros((1, 192))), 2, 0))
+    np.testing.assert_array_equal(s["images"].numpy()[:2], np.repeat(digits_glow.decode(np.zeros((1, 192)), [2]), 2, 0))

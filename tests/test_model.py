@@ -502,7 +502,7 @@ def test_fast_layers_compute_the_literal_model(monkeypatch):
     x, noise = _images(4, 32, seed=5), _noise([4, 32, 32, 3], 256.0, seed=6)
     glow.initialize(x, noise=noise)
     perturb(glow, 0.01, seed=7)  # non-zero l_last, biases and scales everywhere
-    assert layers._use_taps(tf.zeros([4, 16, 16, 128]), glow.levels[0].steps[0].coupling.f1.l_last.W)
+    assert layers.tap_form_is_faster(tf.zeros([4, 16, 16, 128]), glow.levels[0].steps[0].coupling.f1.l_last.W)
 
     def run():
         with tf.GradientTape() as tape:
@@ -514,7 +514,7 @@ def test_fast_layers_compute_the_literal_model(monkeypatch):
 
     fast = run()
     np.testing.assert_allclose(fast[-1], glow.dequantize(x, noise), atol=1e-4)  # a well-conditioned model
-    monkeypatch.setattr(layers, "_use_taps", lambda x, w: False)
+
     def literal_conv(h, w):  # tfops.conv2d's core: edge padding for 3x3 filters, then 'VALID'
         return tf.nn.conv2d(layers.add_edge_padding(h, 3) if w.shape[0] == 3 else h, w, 1, "VALID")
 
@@ -529,7 +529,7 @@ def test_fast_layers_compute_the_literal_model(monkeypatch):
 
 
 @pytest.mark.slow
-def test_tap_form_gradients_under_checkpointing_and_xla(monkeypatch):
+def test_tap_form_gradients_under_checkpointing_and_xla():
     """The tap form's hand-written gradient inside tf.recompute_grad (train.py's default
     --gradient_checkpointing 1) and under XLA (--jit 1): the same loss and gradients as autodiff
     through TensorFlow's convolution."""
@@ -539,7 +539,7 @@ def test_tap_form_gradients_under_checkpointing_and_xla(monkeypatch):
     x, noise = _images(4, 32, seed=8), _noise([4, 32, 32, 3], 256.0, seed=9)
     glow.initialize(x, noise=noise)
     perturb(glow, 0.01, seed=10)
-    assert layers._use_taps(tf.zeros([4, 16, 16, 128]), glow.levels[0].steps[0].coupling.f1.l_last.W)
+    assert layers.tap_form_is_faster(tf.zeros([4, 16, 16, 128]), glow.levels[0].steps[0].coupling.f1.l_last.W)
 
     def loss_and_grads(checkpointing, jit):
         glow.gradient_checkpointing = checkpointing
@@ -551,8 +551,7 @@ def test_tap_form_gradients_under_checkpointing_and_xla(monkeypatch):
             return [loss, *tape.gradient(loss, glow.trainable_variables, unconnected_gradients="zero")]
         return f(tf.constant(x))
 
-    with monkeypatch.context() as patch:
-        patch.setattr(layers, "_use_taps", lambda x, w: False)
+    with layers.conv_form("plain"):
         plain = loss_and_grads(False, False)
     for checkpointing, jit in ((False, False), (True, False), (True, True)):
         for a, b in zip(loss_and_grads(checkpointing, jit), plain):

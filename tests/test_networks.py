@@ -1,6 +1,7 @@
 """The non-invertible layers (openai tfops.add_edge_padding, conv2d, conv2d_zeros, linear_zeros and
 model.py:f), each against a NumPy restatement of the original."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from bijector_checks import perturb, random_normal
@@ -119,24 +120,58 @@ def test_tap_conv_equals_the_edge_padded_conv_with_gradients():
                                        atol=1e-5)
 
 
-def test_on_a_gpu_only_tensorflows_convolution_runs(monkeypatch):
-    """The tap form was measured on CPUs only: on a GPU a coupling network whose last layer takes it on
-    this CPU must run the original's convolution instead (same numbers, cuDNN's kernel)."""
+def test_the_automatic_form_by_shape_and_kernel_library():
+    """The tap form was measured on CPUs only: on a GPU the original's convolution is kept for every
+    shape; with oneDNN the tap form only for batches of at most 4 (or unknown); with Eigen by shape
+    alone: from 8x8 images, C_out <= 24 and C_in >= 4 C_out, never for 1x1 filters."""
+    from glow_tf.bijectors.networks import tap_form_is_faster
+    l_last = tf.TensorSpec([3, 3, 129, 12])  # a level-1 coupling network's last layer, 128 -> 12 channels
+    for kernels, batches in (("eigen", {1: True, 4: True, 64: True, None: True}),
+                             ("onednn", {1: True, 4: True, 5: False, 64: False, None: True}),
+                             ("gpu", {1: False, 4: False, 64: False, None: False})):
+        for batch, taps in batches.items():
+            assert tap_form_is_faster(tf.TensorSpec([batch, 16, 16, 128]), l_last, kernels) == taps, (kernels, batch)
+    for x, w in (([4, 4, 4, 128], [3, 3, 129, 12]),      # 4x4 images
+                 ([4, 16, 16, 128], [3, 3, 129, 48]),    # a wide output
+                 ([4, 16, 16, 40], [3, 3, 41, 12]),      # few inputs (C_in < 4 C_out)
+                 ([4, 16, 16, 128], [1, 1, 128, 12]),    # a 1x1 filter
+                 ([4, None, 16, 128], [3, 3, 129, 12])):  # an unknown height
+        assert not tap_form_is_faster(tf.TensorSpec(x), tf.TensorSpec(w), "eigen"), (x, w)
+    assert tap_form_is_faster(tf.TensorSpec([4, 8, 8, 48]), tf.TensorSpec([3, 3, 49, 12]), "eigen")
+    with pytest.raises(ValueError, match="kernels 'cpu': expected one of 'gpu', 'onednn', 'eigen'"):
+        tap_form_is_faster(tf.TensorSpec([4, 16, 16, 128]), l_last, "cpu")
+
+
+def test_conv_form_selects_the_form_the_network_runs(monkeypatch):
+    """networks.conv_form: "taps" runs every 3x3 convolution of a coupling network (l_1, l_last) in the
+    tap form, "plain" none, "auto" l_last where tap_form_is_faster says so for the kernels found
+    here; the output is the same in every form."""
     import glow_tf.bijectors.networks as layers
     calls = []
     tap_conv2d = layers.tap_conv2d
-    monkeypatch.setattr(layers, "tap_conv2d", lambda x, w: calls.append(x.shape) or tap_conv2d(x, w))
+    monkeypatch.setattr(layers, "tap_conv2d", lambda x, w: calls.append(w.shape[-1]) or tap_conv2d(x, w))
     f = CouplingNetwork(6, 128, 12, np.random.RandomState(13))
+    perturb(f, 0.3, seed=14)
     x = random_normal([2, 16, 16, 6], seed=15)
-    cpu = f(x)
-    assert calls, "the tap form should be used for this shape on a CPU"
+    outputs = {}
+    for form, expected in (("plain", []), ("taps", [128, 12]),
+                           ("auto", [12] if layers.tap_form_is_faster(tf.zeros([2, 16, 16, 128]), f.l_last.W) else [])):
+        calls.clear()
+        with layers.conv_form(form):
+            outputs[form] = f(x)
+        assert calls == expected, form
+    for form in ("taps", "auto"):
+        np.testing.assert_allclose(outputs[form], outputs["plain"], rtol=1e-5,
+                                   atol=1e-5 * float(tf.reduce_max(tf.abs(outputs["plain"]))))
+    with pytest.raises(ValueError, match="conv_form 'fast': expected one of 'auto', 'taps', 'plain'"):
+        with layers.conv_form("fast"):
+            pass
     calls.clear()
-    monkeypatch.setattr(layers, "_kernels", lambda: "gpu")
-    np.testing.assert_allclose(f(x), cpu, atol=1e-5)
-    assert not calls
+    f(x)  # the block left the automatic choice behind it
+    assert calls == expected
 
 
-def test_coupling_network_with_taps_equals_the_literal_convolutions(monkeypatch):
+def test_coupling_network_with_taps_equals_the_literal_convolutions():
     """A level-1 coupling network of the bench shape (16x16, 6 -> 128 -> 12), whose l_last takes
     the tap form, against the same network forced through tf.nn.conv2d: output and all gradients."""
     import glow_tf.bijectors.networks as layers
@@ -152,9 +187,9 @@ def test_coupling_network_with_taps_equals_the_literal_convolutions(monkeypatch)
             loss = tf.reduce_sum(out * out)
         return [out, *tape.gradient(loss, f.trainable_variables)]
 
-    assert layers._use_taps(tf.zeros([2, 16, 16, 128]), f.l_last.W)
+    assert layers.tap_form_is_faster(tf.zeros([2, 16, 16, 128]), f.l_last.W)
     with_taps = run()
-    monkeypatch.setattr(layers, "_use_taps", lambda x, w: False)
-    literal = run()
+    with layers.conv_form("plain"):
+        literal = run()
     for a, b in zip(with_taps, literal):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(b))))

@@ -9,26 +9,18 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 import glow_tf
 import sample
 from glow_tf import latents
 from glow_tf.__main__ import grid_labels, main
-from test_latent import (FIXTURES, cli_loads_each_model_once,  # noqa: F401 (an autouse fixture)
-                         digits_run_dir, load_digits_glow, reference)
 
+# The trained model is the session's class-conditional digits run (conftest.py: digits_run, digits_glow).
+pytestmark = pytest.mark.usefixtures("cli_loads_each_model_once")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def digits_run(tmp_path_factory):
-    return digits_run_dir(tmp_path_factory)  # shared with test_latent.py through the session's temp folder
-
-
-@pytest.fixture(scope="session")
-def digits_glow(digits_run):
-    return load_digits_glow(digits_run)  # the same model object as test_latent.py's
+FIXTURES = ROOT / "tests" / "fixtures" / "original_glow"
 
 
 def _original(name):
@@ -48,20 +40,22 @@ def _tiles(grid, size):
 
 # --- temperature semantics --------------------------------------------------------------------------------
 def test_temperature_zero_gives_the_prior_means_at_every_level(digits_glow):
+    y = [0, 3, 3, 9]
     a = digits_glow.sample_latents(4, 0.0, seed=0)
     assert (a == 0).all() and (digits_glow.sample_latents(4, 0.0, seed=1) == 0).all()
-    np.testing.assert_array_equal(digits_glow.sample(4, 0.0, seed=0), digits_glow.sample(4, 0.0, seed=1))
-    np.testing.assert_array_equal(digits_glow.sample(4, 0.0, seed=0), digits_glow.decode(np.zeros((4, 192))))
+    np.testing.assert_array_equal(digits_glow.sample(4, 0.0, y, seed=0), digits_glow.sample(4, 0.0, y, seed=1))
+    np.testing.assert_array_equal(digits_glow.sample(4, 0.0, y, seed=0), digits_glow.decode(np.zeros((4, 192)), y))
     # independent check: re-encoding the (continuous) T=0 image lands on every prior's mean, eps = 0
-    x = digits_glow.decode(a[:1], postprocess=False)
-    eps, _, _ = digits_glow.encode_dequantized(x)
+    x = digits_glow.decode(a[:1], [3], postprocess=False)
+    eps, _, _ = digits_glow.encode_dequantized(x, tf.constant([3]))
     assert max(float(np.abs(e).max()) for e in eps) < 1e-3
     # and a T=1 sample is not the mean
-    assert np.abs(digits_glow.decode(digits_glow.sample_latents(1, 1.0, seed=0), postprocess=False) - x).max() > 0.05
+    t1 = digits_glow.decode(digits_glow.sample_latents(1, 1.0, seed=0), [3], postprocess=False)
+    assert np.abs(t1 - x).max() > 0.05
 
 
-def test_temperature_zero_of_a_class_conditional_model_is_each_class_mean():
-    glow, _ = reference("affine_lu_ycond")
+def test_temperature_zero_of_a_class_conditional_model_is_each_class_mean(original_model):
+    glow, _ = original_model("affine_lu_ycond")
     x = glow.sample(3, 0.0, y=[2, 2, 7], seed=5)
     np.testing.assert_array_equal(x[0], x[1])
     np.testing.assert_array_equal(x[2], glow.decode(np.zeros((1, 192)), y=7)[0])
@@ -71,7 +65,8 @@ def test_temperature_zero_of_a_class_conditional_model_is_each_class_mean():
 def test_sample_at_temperature_is_the_decode_of_temperature_times_eps(digits_glow):
     config = digits_glow.config
     unit = latents.unit_eps(config, 6, seed=3)
-    np.testing.assert_array_equal(digits_glow.sample(6, 0.7, seed=3), digits_glow.decode(0.7 * unit))
+    y = [1, 1, 2, 3, 5, 8]
+    np.testing.assert_array_equal(digits_glow.sample(6, 0.7, y, seed=3), digits_glow.decode(0.7 * unit, y))
     # sample i depends on (seed, i) only
     np.testing.assert_array_equal(latents.unit_eps(config, 2, seed=3), unit[:2])
     np.testing.assert_array_equal(latents.unit_eps(config, 2, seed=3, start=4), unit[4:])
@@ -82,7 +77,7 @@ def test_sample_at_temperature_is_the_decode_of_temperature_times_eps(digits_glo
     assert (eps[:, :96] == 0).all()
     np.testing.assert_array_equal(eps[:, 96:], 0.5 * unit[:, 96:])
     with pytest.raises(ValueError, match="seed=1.5; expected an integer >= 0"):
-        digits_glow.sample(1, seed=1.5)
+        digits_glow.sample(1, y=0, seed=1.5)
 
 
 def test_check_temperature():
@@ -107,15 +102,17 @@ def test_grid_labels_are_the_originals_column_classes():
 # --- the command line -------------------------------------------------------------------------------------
 def test_cli_same_seed_same_grid_and_samples_independent_of_n(digits_run, digits_glow, tmp_path):
     model = ["--logdir", str(digits_run), "--quiet"]
-    for name, seed, n in (("a", 0, 9), ("b", 0, 9), ("c", 1, 9), ("d", 0, 4)):
-        assert main(["sample", "--temperature", "0.7", "--n", str(n), "--seed", str(seed),
+    # a, b, c: 9 samples, ceil(sqrt(9)) = 3 columns; d: 4 samples in 3 columns, so that the classes
+    # (column c gets class c % n_y) of its samples are a's first four's
+    for name, seed, n, cols in (("a", 0, 9, []), ("b", 0, 9, []), ("c", 1, 9, []), ("d", 0, 4, ["--n_cols", "3"])):
+        assert main(["sample", "--temperature", "0.7", "--n", str(n), "--seed", str(seed), *cols,
                      "--out", str(tmp_path / f"{name}.png"), *model]) == 0
     a, b, c, d = (_png(tmp_path / f"{k}.png") for k in "abcd")
-    assert a.shape == (24, 24, 3)  # ceil(sqrt(9)) = 3 columns of 8x8
+    assert a.shape == (24, 24, 3)  # 3 columns of 8x8
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    np.testing.assert_array_equal(_tiles(a, 8), digits_glow.sample(9, 0.7, seed=0))
-    np.testing.assert_array_equal(_tiles(d, 8), _tiles(a, 8)[:4])
+    np.testing.assert_array_equal(_tiles(a, 8), digits_glow.sample(9, 0.7, grid_labels(9, 3, 10), seed=0))
+    np.testing.assert_array_equal(_tiles(d, 8)[:4], _tiles(a, 8)[:4])
 
 
 def test_cli_several_temperatures_one_row_each_with_npz_and_pngs(digits_run, digits_glow, tmp_path):
@@ -127,14 +124,15 @@ def test_cli_several_temperatures_one_row_each_with_npz_and_pngs(digits_run, dig
     assert grid.shape == (24, 40, 3)  # 3 temperatures x 5 samples
     unit = latents.unit_eps(digits_glow.config, 5, seed=7)
     scales = [latents.temperature_scale(digits_glow.config, t) for t in (0.0, 0.5, [1.0, 0.25])]
-    expected = np.concatenate([digits_glow.decode(unit * s) for s in scales])
+    y = np.arange(5)  # one row per temperature: column c gets class c
+    expected = np.concatenate([digits_glow.decode(unit * s, y) for s in scales])
     np.testing.assert_array_equal(_tiles(grid, 8), expected)
     data = np.load(npz)
     np.testing.assert_allclose(data["eps"], np.concatenate([unit * s for s in scales]), rtol=1e-6)
     np.testing.assert_array_equal(data["images"], expected)
     temperatures = data["temperature"].tolist()
     assert temperatures[4:6] == [[0.0, 0.0], [0.5, 0.5]] and temperatures[-1] == [1.0, 0.25]
-    assert int(data["seed"]) == 7 and "y" not in data and data["eps_1"].shape == (15, 2, 2, 24)
+    assert int(data["seed"]) == 7 and data["y"].tolist() == [*y] * 3 and data["eps_1"].shape == (15, 2, 2, 24)
     np.testing.assert_array_equal(_png(tmp_path / "pngs" / "sample_T1-0.25_00004.png"), expected[-1])
     # decoding the saved latents gives the same images back
     assert main(["decode", str(npz), "--logdir", str(digits_run), "--quiet", "--n_cols", "5",
@@ -142,8 +140,8 @@ def test_cli_several_temperatures_one_row_each_with_npz_and_pngs(digits_run, dig
     np.testing.assert_array_equal(_png(tmp_path / "again.png"), grid)
 
 
-def test_cli_class_conditional_original_checkpoint(tmp_path):
-    glow, _ = reference("affine_lu_ycond")
+def test_cli_class_conditional_original_checkpoint(tmp_path, original_model):
+    glow, _ = original_model("affine_lu_ycond")
     unit = latents.unit_eps(glow.config, 4, seed=0)
     assert main(["sample", *_original("affine_lu_ycond"), "--cpu", "--n", "4", "--seed", "0", "--y", "3",
                  "--out", str(tmp_path / "y3.png")]) == 0
@@ -172,7 +170,9 @@ def test_cli_errors(digits_run, tmp_path, capsys):
     negative = error(["sample", *run, "--temperature", "-0.5"])
     assert "temperature -0.5 is invalid; expected a finite number >= 0" in negative
     assert "3 per-level temperatures" in error(["sample", *run, "--temperature", "1,1,1"])
-    assert "--y 2: class labels y=2 given, but this model is unconditional" in error(["sample", *run, "--y", "2"])
+    unconditional = [*_original("additive_shuffle"), *out]
+    assert "--y 2: class labels y=2 given, but this model is unconditional" in error(["sample", *unconditional,
+                                                                                      "--y", "2"])
     ycond = [*_original("affine_lu_ycond"), *out]
     out_of_range = error(["sample", *ycond, "--y", "10"])
     assert "--y 10: class 10 is out of range: the model has n_y=10 classes (0..9)" in out_of_range
@@ -202,4 +202,4 @@ def test_sample_py_command_line(digits_run, digits_glow, tmp_path):
     assert result.returncode == 0, result.stderr
     grid = _png(tmp_path / "grid.png")
     assert grid.shape == (64, 64, 3)
-    np.testing.assert_array_equal(_tiles(grid, 8), digits_glow.sample(64, 0.7, seed=0))
+    np.testing.assert_array_equal(_tiles(grid, 8), digits_glow.sample(64, 0.7, grid_labels(64, 8, 10), seed=0))

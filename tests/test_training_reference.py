@@ -221,7 +221,7 @@ def test_polyak_averages_of_the_port(replay):
 def test_the_tap_form_takes_part_at_32px():
     """The 32x32 fixture's coupling output layer (width 96 -> 12 channels at 16x16) runs in
     glow_tf.bijectors.networks' tap form at that fixture's batch sizes, so the replay covers it."""
-    from glow_tf.bijectors.networks import _use_taps
+    from glow_tf.bijectors.networks import tap_form_is_faster
 
     folders = [f for f in FOLDERS if os.path.basename(f) == "affine_invconv_32px_w96"]
     if not folders:
@@ -232,4 +232,4 @@ def test_the_tap_form_takes_part_at_32px():
     l_last = glow.levels[0].steps[0].coupling.f1.l_last
     h = hps["image_size"] // 2
     for batch in (hps["n_batch_init"], hps["n_batch_train"]):
-        assert _use_taps(tf.zeros([batch, h, h, hps["width"]]), l_last.W), batch
+        assert tap_form_is_faster(tf.zeros([batch, h, h, hps["width"]]), l_last.W), batch

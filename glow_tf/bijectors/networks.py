@@ -5,6 +5,7 @@ They depend only on ActNorm and the data-dependent-init switch, never on the bij
 them, so the package's modules import in one direction. Plain tf.Modules holding tf.Variables (no Keras layers), with the original's variable names and
 shapes so that an original checkpoint maps onto them one to one.
 """
+import contextlib
 import functools
 
 import numpy as np
@@ -83,8 +84,11 @@ def _sum_of_shifted_taps(z, k, c_out):
     return shifted_sum(z)
 
 
+KERNELS = ("gpu", "onednn", "eigen")
+
+
 @functools.lru_cache(maxsize=None)
-def _kernels():
+def convolution_kernels():
     """Which convolution kernels TensorFlow runs here: "gpu" (cuDNN) if it sees a GPU, else "onednn"
     if its CPU ops are oneDNN's (TF_ENABLE_ONEDNN_OPTS=1, the default on AVX-512 CPUs), else "eigen"."""
     if tf.config.list_logical_devices("GPU"):
@@ -96,29 +100,61 @@ def _kernels():
         return "eigen"
 
 
-def _use_taps(x, w):
-    """Whether `tap_conv2d` is the faster form. Measured on a 2-core CPU (bench/README.md): with
-    TensorFlow's default CPU kernels it wins from 8x8 images up when C_out <= 24 and C_in >= 4 C_out
+def tap_form_is_faster(x, w, kernels=None):
+    """Whether `tap_conv2d` is the faster form for input `x` and filter `w` (tensors or TensorSpecs)
+    on `kernels`, one of KERNELS (default: `convolution_kernels()`, those that run here); the choice
+    of `conv_form("auto")`. Measured on a 2-core CPU (bench/README.md): with TensorFlow's default
+    CPU kernels it wins from 8x8 images up when C_out <= 24 and C_in >= 4 C_out
     (forward + gradients 1.3-4.2x, forward alone up to 3.9x for CelebA-HQ's 128x128 `l_last`), and
     loses on 4x4 images, for wider outputs and for few inputs (the split priors).
     oneDNN's convolution has a faster backward pass, so there the tap form is kept for batches of at
     most 4 (and unknown batches), where oneDNN's convolution is slow (20x the tap form at batch 1,
     CelebA-HQ's `l_last`). On a GPU the
     original's form is kept: the tap form was not measured there."""
+    if kernels is not None and kernels not in KERNELS:
+        raise ValueError(f"kernels {kernels!r}: expected one of {', '.join(map(repr, KERNELS))}")
     k, c_in, c_out = w.shape[0], w.shape[2] - 1, w.shape[3]
     if k == 1 or x.shape[1] is None or x.shape[2] is None:
         return False
     if not (x.shape[1] * x.shape[2] >= 64 and c_out <= 24 and c_in >= 4 * c_out):
         return False
-    kernels = _kernels()
+    kernels = kernels or convolution_kernels()
     if kernels == "onednn":
         return x.shape[0] is None or x.shape[0] <= 4
     return kernels == "eigen"
 
 
+CONV_FORMS = ("auto", "taps", "plain")
+_conv_form = "auto"
+
+
+@contextlib.contextmanager
+def conv_form(form):
+    """Within the block, every convolution with a filter larger than 1x1 (the coupling network's
+    `l_1` and `l_last`, the split priors, learntop's prior) runs in one form: "taps" (`tap_conv2d`),
+    "plain" (`edge_conv2d`, the original's) or "auto" (the default: the tap form where
+    `tap_form_is_faster`). The forms compute the same sums (float32 round-off apart). The form is
+    read when a function is traced: a tf.function traced before the block keeps its form. For tests
+    and benchmarks that compare the forms; the setting is the process's, not a thread's.
+
+        with networks.conv_form("plain"):
+            bits = glow.objective(x)["bits_x"]
+    """
+    global _conv_form
+    if form not in CONV_FORMS:
+        raise ValueError(f"conv_form {form!r}: expected one of {', '.join(map(repr, CONV_FORMS))}")
+    previous, _conv_form = _conv_form, form
+    try:
+        yield
+    finally:
+        _conv_form = previous
+
+
 def _conv(x, w):
-    """The original's convolution, computed by whichever of the two equal forms is faster here."""
-    return tap_conv2d(x, w) if _use_taps(x, w) else edge_conv2d(x, w)
+    """The original's convolution, computed in the form `conv_form` selects (by default the faster)."""
+    if w.shape[0] > 1 and (_conv_form == "taps" or (_conv_form == "auto" and tap_form_is_faster(x, w))):
+        return tap_conv2d(x, w)
+    return edge_conv2d(x, w)
 
 
 class Conv2D(tf.Module):
