@@ -18,6 +18,7 @@ import base64
 import http.client
 import io
 import json
+import math
 import os
 import random
 import socket
@@ -189,7 +190,7 @@ class Client(threading.Thread):
 def percentile(values, q):
     """The q-th percentile (0..100) of `values`, by the nearest rank."""
     values = sorted(values)
-    return values[min(len(values) - 1, max(0, int(round(q / 100 * len(values) + 0.5)) - 1))] if values else None
+    return values[min(len(values) - 1, max(0, math.ceil(q / 100 * len(values)) - 1))] if values else None
 
 
 def upload_images(url, info, n=8):
@@ -268,7 +269,7 @@ def load(server, clients, seconds, seed=0):
                      "p50_ms": round(percentile(ms, 50), 1) if ms else None,
                      "p99_ms": round(percentile(ms, 99), 1) if ms else None,
                      "errors": sum(not ok for _, _, ok in mine)})
-    rss = [mb for t, mb in monitor.samples] or [rss_after]
+    rss = [mb for t, mb in monitor.samples] + [rss_after]
     mid = [mb for t, mb in monitor.samples if t >= elapsed / 2] or [rss_after]
     total = {"clients": clients, "seconds": round(elapsed, 2), "requests": len(records),
              "requests_per_s": round(len(records) / elapsed, 2), "errors": len(errors),

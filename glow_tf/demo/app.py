@@ -33,7 +33,7 @@ from glow_tf import latents as latent_ops
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a request's body (an upload with its form)
 MAX_JSON_BYTES = 64 * 1024  # a JSON body (the API's are under 1 KB)
 MAX_FORM_PARTS = 16  # multipart parts of an upload (it has 3: image, y, align)
-MAX_FORM_FIELD_BYTES = 64 * 1024  # one text field of a multipart form
+MAX_FORM_FIELD_BYTES = 256 * 1024  # one text field of a multipart form (werkzeug reads 64 KB at a time)
 MAX_PIXELS = 24_000_000  # width x height an upload declares (a 6000 x 4000 photo)
 MAX_ASPECT = 10  # an upload's longer side / shorter side (the model sees its centre square)
 UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders tried (no SVG, TIFF, EPS, PSD ...)

@@ -88,6 +88,7 @@ class GuardedChannel(HTTPChannel):
             if self.request is not None:
                 self.request.close()
             error = self.parser_class(self.adj)
+            error.version = "1.1"
             error.error = RequestTimeout(f"the request did not arrive whole within the {limit} s limit "
                                          f"(--request_timeout); the connection is closed")
             error.completed, self.request, self.request_started, self.timed_out = True, None, None, True
