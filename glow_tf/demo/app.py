@@ -39,6 +39,7 @@ MAX_ASPECT = 10  # an upload's longer side / shorter side (the model sees its ce
 UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders tried (no SVG, TIFF, EPS, PSD ...)
 MAX_POINTS = 33  # frames of a range strip
 STORE_BYTES = 256 * 1024 * 1024  # latents kept for the ids handed out
+STORE_ENTRY_OVERHEAD = 512  # bytes of Python objects per kept latent (its array, key, tuple, dict node)
 ALIGN_MIN_SIZE = 64  # face alignment is offered for RGB models at least this large
 _log = logging.getLogger("glow_tf.demo")
 
@@ -166,7 +167,7 @@ class DemoState:
                                else latent_ops.check_labels(cfg, np.asarray(example_labels), len(self.examples)))
         self.can_align = cfg.n_channels == 3 and cfg.image_size >= ALIGN_MIN_SIZE
         self.align_default = bool(align_default) and self.can_align
-        self.store = LatentStore(max(64, STORE_BYTES // (4 * cfg.n_dims)))
+        self.store = LatentStore(max(64, STORE_BYTES // (4 * cfg.n_dims + STORE_ENTRY_OVERHEAD)))
 
     # --- request parsing ------------------------------------------------------------------------
     def label(self, value, field="y"):

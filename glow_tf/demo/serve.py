@@ -103,12 +103,12 @@ def guard(servers, request_timeout):
         waitress_maintenance = server.maintenance
 
         def maintenance(now, server=server, waitress_maintenance=waitress_maintenance):
-            waitress_maintenance(now)  # closes connections idle for channel_timeout between requests
             for channel in list(server.active_channels.values()):
                 started = getattr(channel, "request_started", None)
                 if (started is not None and now - started > request_timeout and not channel.requests
                         and not channel.will_close and not channel.close_when_flushed):
                     channel.time_out(request_timeout)
+            waitress_maintenance(now)  # then closes connections idle (between requests) for channel_timeout
 
         server.channel_class = GuardedChannel
         server.maintenance = maintenance
