@@ -157,7 +157,7 @@ class Client(threading.Thread):
             fields = [("y", y)] if y is not None else []
             body, headers = multipart(fields, [("image", self.rng.choice(self.uploads))])
             return "/api/encode", body, headers
-        if name == "manipulate" and self.ids and self.info["directions"]:
+        if name == "manipulate" and self.ids:  # (before a first id: a random call, which gives one)
             alphas = {self.rng.choice(self.info["directions"]): round(self.rng.uniform(-1, 1), 3)}
             return ("/api/manipulate", *json_body({"id": self.rng.choice(self.ids), "alphas": alphas}))
         return ("/api/random", *json_body({"temperature": round(self.rng.uniform(0, 1), 3),
@@ -235,6 +235,9 @@ class RssMonitor(threading.Thread):
 def load(server, clients, seconds, seed=0):
     """Runs the load against a started `DemoServer`; returns (per-endpoint records, total record, errors)."""
     _, info = request_json(server.url, "GET", "/api/info")
+    if not info["directions"]:
+        raise ValueError("the server offers no directions to manipulate: serve a run with labelled local data "
+                         "(class directions) or give --directions FILE")
     uploads = upload_images(server.url, info)
     warm = Client(server.url, info, uploads, 0, seed)  # one call of each kind: compiled, allocated
     conn = http.client.HTTPConnection(server.url.split("//", 1)[1], timeout=300)
@@ -284,6 +287,7 @@ def main(argv=None):
     p.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
     p.add_argument("--seconds", type=float, default=60, help="how long the load lasts (default 60)")
     p.add_argument("--threads", type=int, default=4, help="the server's --threads (default 4, its default)")
+    p.add_argument("--directions", help="the server's --directions (a run without class directions needs one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the clients' choices")
     p.add_argument("--quick", action="store_true", help="2 clients for 3 s (for the tests)")
     args = p.parse_args(argv)
@@ -294,8 +298,13 @@ def main(argv=None):
     if not os.path.isdir(args.logdir):
         p.error(f"--logdir {args.logdir}: no such directory")
     common.emit({"machine": common.machine()})
-    with DemoServer(args.logdir, "--threads", args.threads, "--connection_limit", max(100, 2 * args.clients)) as server:
-        rows, total, errors = load(server, args.clients, args.seconds, args.seed)
+    flags = ["--threads", args.threads, "--connection_limit", max(100, 2 * args.clients)]
+    flags += ["--directions", args.directions] if args.directions else []
+    with DemoServer(args.logdir, *flags) as server:
+        try:
+            rows, total, errors = load(server, args.clients, args.seconds, args.seed)
+        except ValueError as e:
+            p.error(str(e))
     for row in rows:
         common.emit(row)
     common.emit(total)
