@@ -323,3 +323,18 @@ def test_load_quick(digits_run):
     assert 100 < total["rss_before_mb"] <= total["rss_max_mb"] and total["rss_after_mb"] <= total["rss_max_mb"]
     assert total["rss_after_mb"] - total["rss_before_mb"] < PEAK_RISE_MB, total
     assert "demo server under load: 2 clients" in out.getvalue() and "server RSS (MB)" in out.getvalue()
+
+
+def test_the_quick_start_run_gets_class_directions_and_test_examples():
+    """The quick start trains on digits_4bit: the server reads its labelled test split like digits'
+    (it offered no class directions before, so bench/demo_load.py had nothing to manipulate)."""
+    import data_loaders  # noqa: PLC0415
+    import glow_tf  # noqa: PLC0415
+    from glow_tf.demo.startup import run_test_data  # noqa: PLC0415
+
+    config = glow_tf.GlowConfig(image_size=8, n_levels=2, depth=1, width=8, n_bits_x=4)
+    x, y = run_test_data({"problem": "digits_4bit"}, config)
+    data = data_loaders.get_data("digits_4bit", image_size=8, dal=0)
+    np.testing.assert_array_equal(x, data._x_test)  # noqa: SLF001
+    np.testing.assert_array_equal(y, data._y_test)  # noqa: SLF001
+    assert sorted(np.unique(y)) == list(range(10)) and len(np.unique(x)) <= 16
