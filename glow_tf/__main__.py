@@ -448,6 +448,9 @@ def build_parser(prog=None):
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=5050, help="port (default 5050, as the original)")
     p.add_argument("--threads", type=int, default=4, help="request threads (default 4)")
+    p.add_argument("--request_timeout", type=int, default=60,
+                   help="seconds a client has to send a whole request, and an idle connection stays open (default 60)")
+    p.add_argument("--connection_limit", type=int, default=100, help="open connections at most (default 100)")
     p.add_argument("--align", action="store_true",
                    help="tick the page's 'align face' box by default (RGB models of 64 px or more)")
     p.add_argument("--data_dir", help="the run's data, if moved (default: the run's --data_dir); its test images are "

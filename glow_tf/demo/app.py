@@ -6,13 +6,17 @@ floats never cross the wire. Every call decodes through the model's public metho
 `manipulate`, `mix`), which are compiled once and locked, so concurrent requests are safe.
 
 Bad input gets a 4xx answer `{"error": "one line"}`; an unexpected failure a 500 with
-`{"error": "internal error ..."}` and the traceback in the server's log only.
+`{"error": "internal error ..."}` and the traceback in the server's log only. Hostile input is refused
+before it costs memory or time: the body's size (MAX_UPLOAD_BYTES, MAX_JSON_BYTES), the form's parts,
+and an upload's format, declared size, shape and frame count, all read from its header before any pixel
+is decoded (the limits below; docs/demo.md lists each with the answer it gets).
 """
 import base64
 import io
 import logging
 import math
 import os
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -20,15 +24,22 @@ from collections import OrderedDict
 import numpy as np
 from flask import Flask, jsonify, request, send_from_directory
 from PIL import Image, UnidentifiedImageError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from glow_tf import directions as direction_ops
 from glow_tf import images as img
 from glow_tf import latents as latent_ops
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # a request's body (an upload with its form)
+MAX_JSON_BYTES = 64 * 1024  # a JSON body (the API's are under 1 KB)
+MAX_FORM_PARTS = 16  # multipart parts of an upload (it has 3: image, y, align)
+MAX_FORM_FIELD_BYTES = 256 * 1024  # one text field of a multipart form (werkzeug reads 64 KB at a time)
+MAX_PIXELS = 24_000_000  # width x height an upload declares (a 6000 x 4000 photo)
+MAX_ASPECT = 10  # an upload's longer side / shorter side (the model sees its centre square)
+UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders tried (no SVG, TIFF, EPS, PSD ...)
 MAX_POINTS = 33  # frames of a range strip
 STORE_BYTES = 256 * 1024 * 1024  # latents kept for the ids handed out
+STORE_ENTRY_OVERHEAD = 512  # bytes of Python objects per kept latent (its array, key, tuple, dict node)
 ALIGN_MIN_SIZE = 64  # face alignment is offered for RGB models at least this large
 _log = logging.getLogger("glow_tf.demo")
 
@@ -65,14 +76,36 @@ def gif_bytes(frames, duration_ms=150):
 
 
 def read_upload(data, channels):
-    """Uploaded file bytes -> a PIL image in the model's mode (RGB or L); ApiError when not an image."""
+    """Uploaded file bytes -> a PIL image in the model's mode (RGB or L); ApiError when not a still image
+    within the limits. The format, the declared size and the frame count come from the header (PIL opens
+    lazily), so a small file declaring a huge image is refused without decoding it; only the first frame
+    of a multi-picture JPEG (MPO, as some cameras write) is read. A truncated file is an error (PIL's
+    LOAD_TRUNCATED_IMAGES stays False)."""
+    expected = "expected a PNG, JPEG, GIF, BMP or WebP file"
     try:
-        with Image.open(io.BytesIO(data)) as pil:
+        pil = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
+    except Image.DecompressionBombError as e:  # PIL's own hard limit (2 x MAX_IMAGE_PIXELS), far above ours
+        declared = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(declared.group(1)):,} pixels" if declared else "too many pixels"
+        raise ApiError(f"the upload declares {size}; the limit is {MAX_PIXELS:,} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if b"<svg" in data[:4096].lower():
+            raise ApiError(f"the upload is an SVG (vector) image, which is not accepted; {expected}") from None
+        raise ApiError(f"the upload ({len(data)} bytes) is not a readable image: {e}; {expected}") from None
+    with pil:
+        w, h = pil.size
+        if w * h > MAX_PIXELS:
+            raise ApiError(f"the upload is {w} x {h} = {w * h:,} pixels; the limit is {MAX_PIXELS:,} pixels")
+        if max(w, h) > MAX_ASPECT * min(w, h):
+            raise ApiError(f"the upload is {w} x {h} pixels, {max(w, h) / max(min(w, h), 1):,.0f} times longer than "
+                           f"wide; the limit is {MAX_ASPECT} to 1 (the model sees the centre square)")
+        if pil.format != "MPO" and getattr(pil, "is_animated", False):  # reads the header of frame 2 only
+            raise ApiError(f"the upload is an animated {pil.format} (more than one frame); upload a still image")
+        try:
             pil.load()
             return pil.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ApiError(f"the upload ({len(data)} bytes) is not a readable image: {e}; expected a PNG, JPEG, "
-                       f"GIF, BMP or WebP file") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ApiError(f"the upload is a truncated or corrupt {pil.format} ({len(data)} bytes): {e}") from None
 
 
 # --- the latents handed out -------------------------------------------------------------------------
@@ -134,7 +167,7 @@ class DemoState:
                                else latent_ops.check_labels(cfg, np.asarray(example_labels), len(self.examples)))
         self.can_align = cfg.n_channels == 3 and cfg.image_size >= ALIGN_MIN_SIZE
         self.align_default = bool(align_default) and self.can_align
-        self.store = LatentStore(max(64, STORE_BYTES // (4 * cfg.n_dims)))
+        self.store = LatentStore(max(64, STORE_BYTES // (4 * cfg.n_dims + STORE_ENTRY_OVERHEAD)))
 
     # --- request parsing ------------------------------------------------------------------------
     def label(self, value, field="y"):
@@ -186,7 +219,8 @@ class DemoState:
                 "n_levels": cfg.n_levels, "n_dims": cfg.n_dims, "ycond": cfg.ycond,
                 "n_y": cfg.n_y if cfg.ycond else None, "directions": self.names,
                 "can_align": self.can_align, "align_default": self.align_default,
-                "examples": len(self.examples), "max_upload_bytes": MAX_UPLOAD_BYTES, "max_points": MAX_POINTS}
+                "examples": len(self.examples), "max_upload_bytes": MAX_UPLOAD_BYTES, "max_pixels": MAX_PIXELS,
+                "max_aspect": MAX_ASPECT, "max_points": MAX_POINTS}
 
 
 def number(value, field, minimum=None, maximum=None):
@@ -209,12 +243,19 @@ def create_app(state, static_folder=None):
     """The Flask app: `/` (the page), `/static/...` and the JSON API under `/api/` (docs/demo.md)."""
     static = static_folder or os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
     app = Flask(__name__, static_folder=static, static_url_path="/static")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_UPLOAD_BYTES
+    app.config.update(MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES, MAX_FORM_PARTS=MAX_FORM_PARTS,
+                      MAX_FORM_MEMORY_SIZE=MAX_FORM_FIELD_BYTES)
     app.json.sort_keys = False
     glow = state.glow
 
     def body():
-        data = request.get_json(silent=True)
+        if (request.content_length or 0) > MAX_JSON_BYTES:
+            raise ApiError(f"the JSON body ({request.content_length:,} bytes) is larger than the "
+                           f"{MAX_JSON_BYTES // 1024} KB limit", 413)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # nested deeper than Python's json parser goes
+            data = None
         if not isinstance(data, dict):
             raise ApiError("expected a JSON object body (Content-Type: application/json)")
         return data
@@ -237,7 +278,8 @@ def create_app(state, static_folder=None):
     @app.errorhandler(HTTPException)
     def http_error(e):
         if e.code == 413:
-            message = f"the upload is larger than the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit"
+            size = f" ({request.content_length:,} bytes)" if request.content_length else ""
+            message = f"the upload{size} is larger than the {MAX_UPLOAD_BYTES // (1024 * 1024)} MB limit"
         else:
             message = f"{e.code} {e.name}: {request.method} {request.path}"
         return jsonify(error=message), e.code
@@ -267,8 +309,14 @@ def create_app(state, static_folder=None):
         """An uploaded file (multipart `image`, with form fields `y`, `align`) or {"example": k, "y": c}:
         crop/align, encode; returns the id, the model-size input, its reconstruction and projections."""
         aligned = False
-        if request.files or request.form:
-            upload = request.files.get("image")
+        if request.mimetype == "multipart/form-data":
+            if (request.content_length or 0) > MAX_UPLOAD_BYTES:
+                raise RequestEntityTooLarge()
+            try:
+                upload = request.files.get("image")
+            except RequestEntityTooLarge:
+                raise ApiError(f"the form is too large: at most {MAX_FORM_PARTS} parts (it needs 'image', 'y', "
+                               f"'align') and {MAX_FORM_FIELD_BYTES // 1024} KB per text field", 413) from None
             if upload is None:
                 raise ApiError("missing file field 'image' (multipart/form-data)")
             pil = read_upload(upload.read(), state.config.n_channels)

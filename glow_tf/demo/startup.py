@@ -20,8 +20,8 @@ import data_loaders
 from glow_tf import directions as direction_ops
 from glow_tf.io import atomic_path
 
-LOCAL_PROBLEMS = ("digits", "folder")  # read from disk with no download
-LABELLED_PROBLEMS = ("digits", "folder", "mnist", "cifar10")
+LOCAL_PROBLEMS = ("digits", "digits_4bit", "folder")  # read from disk with no download
+LABELLED_PROBLEMS = ("digits", "digits_4bit", "folder", "mnist", "cifar10")
 MAX_CLASS_IMAGES = 2000
 _log = logging.getLogger("glow_tf.demo")
 
