@@ -35,19 +35,8 @@ PEAK_RISE_MB = 64  # the most an attack may raise the server's peak resident mem
 
 # --- the run and the server ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    """A small trained class-conditional digits run: test_demo.py's (to be swapped for the session's
-    shared trained run once tests/conftest.py offers one)."""
-    import train  # noqa: PLC0415
-    from test_demo import TRAIN_FLAGS  # noqa: PLC0415
-
-    logdir = tmp_path_factory.mktemp("hostile") / "digits"
-    train.main([*TRAIN_FLAGS.split(), "--logdir", str(logdir)])
-    return logdir
-
-
-@pytest.fixture(scope="module")
 def server(digits_run):
+    """The real `serve` command on the session's trained digits run (tests/conftest.py)."""
     with DemoServer(digits_run, *SERVER_FLAGS) as s:
         s.normal = normal_request(s)  # the answer every later normal request must equal
         s.rss_start = proc_status(s.pid, "VmRSS")
