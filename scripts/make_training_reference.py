@@ -113,7 +113,8 @@ def random_settings(rng, i):
     permutation, lu = ((0, False), (2, False), (2, True))[(i // 3) % 3]
     while True:
         ycond = bool(rng.rand() < 0.4)
-        s = dict(DEFAULTS, image_size=int(rng.choice([8, 16])), n_levels=RANDOM_LEVELS[i % len(RANDOM_LEVELS)], depth=int(rng.randint(1, 4)),
+        s = dict(DEFAULTS, image_size=int(rng.choice([8, 16])), n_levels=RANDOM_LEVELS[i % len(RANDOM_LEVELS)],
+                 depth=int(rng.randint(1, 4)),
                  width=int(rng.choice([4, 8, 12, 16])), flow_permutation=permutation, flow_coupling=i % 2, lu=lu,
                  learntop=bool(rng.rand() < 0.5), ycond=ycond, n_y=int(rng.randint(2, 6)) if ycond else 1,
                  weight_y=float(rng.choice([0.0, 0.5, 1.0])) if ycond else 0.0, n_bits_x=int(rng.randint(3, 9)),

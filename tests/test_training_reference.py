@@ -46,7 +46,8 @@ EMA = "/ExponentialMovingAverage"
 def _folders(root):
     if not root or not os.path.isdir(root):
         return []
-    return [os.path.join(root, d) for d in sorted(os.listdir(root)) if os.path.exists(os.path.join(root, d, "hps.json"))]
+    return [os.path.join(root, d) for d in sorted(os.listdir(root))
+            if os.path.exists(os.path.join(root, d, "hps.json"))]
 
 
 FOLDERS = _folders(BUNDLED) + _folders(os.environ.get("GLOW_TRAINING_REFERENCE_DIR"))
@@ -427,13 +428,16 @@ PLANTED = [
     ("actnorm inside f initialised from post-ReLU statistics", "r03_8px_L1K2w4_affine_invconv_6bit",
      lambda: _wrap(networks.Conv2D, "__call__", _post_relu_actnorm_init), {"init"}),
     ("dequantisation noise added twice", "r00_16px_L1K3w4_additive_reverse_4bit",
-     lambda: _wrap(Glow, "dequantize", lambda f: lambda self, x, noise=None, seed=None: f(self, x, noise, seed) + noise),
+     lambda: _wrap(Glow, "dequantize", lambda f: lambda self, x, noise=None, seed=None:
+                   f(self, x, noise, seed) + noise),
      {"init", "statistics"}),
     ("actnorm log-det dropped", "r00_16px_L1K3w4_additive_reverse_4bit",
-     lambda: mock.patch.object(actnorm.ActNorm, "_log_det", lambda self, x: tf.zeros([])), {"init", "statistics", "moments"}),
+     lambda: mock.patch.object(actnorm.ActNorm, "_log_det", lambda self, x: tf.zeros([])),
+     {"init", "statistics", "moments"}),
     ("invconv log|det W| dropped (0 at an orthogonal init: only gradients show it)",
      "r03_8px_L1K2w4_affine_invconv_6bit",
-     lambda: mock.patch.object(invertible_conv.InvertibleConv1x1, "_log_det", lambda self, x: tf.zeros([])), {"moments"}),
+     lambda: mock.patch.object(invertible_conv.InvertibleConv1x1, "_log_det", lambda self, x: tf.zeros([])),
+     {"moments"}),
     ("LU log-det sum(log_S) dropped (0 at init, as log|det W|)", "r06_8px_L1K3w4_additive_lu_3bit",
      lambda: mock.patch.object(invertible_conv.InvertibleConv1x1LU, "_log_det", lambda self, x: tf.zeros([])),
      {"statistics", "moments"}),
@@ -496,8 +500,9 @@ def test_planted_bugs_are_caught(bug):
 
 
 def main():
-    """Prints the figures of docs/training_reference.md: per fixture folder, the largest
-    |ours - original| / allowed of each check (and where); per planted bug, the same on its fixture."""
+    """`python -m tests.test_training_reference` prints the figures of docs/training_reference.md: per
+    fixture folder, the largest |ours - original| / allowed of each check (and where); per planted bug,
+    the same on its fixture."""
     for folder in FOLDERS:
         hps, ref = load_fixture(folder)
         ours = replay(hps, ref)
