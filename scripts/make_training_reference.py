@@ -13,6 +13,9 @@ seed, a folder that tests/test_training_reference.py replays through glow_tf:
                     `<var>/adam_m1`, `<var>/adam_m2`, the Polyak averages `<var>/ExponentialMovingAverage`,
                     and `stats` = the [loss, bits_x, bits_y, pred_loss] that m.train returned
 
+`--preset` makes the hand-picked committed configs; `--random N` draws N small configs from
+`--random_seed` (see random_settings) and writes one folder `rNN_<config>` each.
+
 How the noise is fed: model.py draws the dequantisation noise inside its graph with
 `tf.random_uniform(tf.shape(z), 0, 1./hps.n_bins)`. While the graph is built, model.py's `tf` is a
 proxy of `tf.compat.v1` whose `random_uniform` returns a float32 placeholder instead (after checking

@@ -371,6 +371,25 @@ def test_the_tap_form_takes_part_at_32px():
         assert networks._use_taps(tf.zeros([batch, h, h, hps["width"]]), l_last.W), batch
 
 
+
+def test_random_fixtures_are_the_generators_draw():
+    """The bundled `rNN_*` folders are what `make_training_reference.py --random 12` draws (default
+    seed): same folder names, and hps.json holds the drawn settings."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts",
+                        "make_training_reference.py")
+    spec = importlib.util.spec_from_file_location("make_training_reference", path)
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    drawn = generator.settings_of(generator.get_arguments(["--original_dir", ".", "--out", BUNDLED, "--random", "12"]))
+    assert sorted(folder for folder, _ in drawn) == sorted(f for f in _folders(BUNDLED) if "/r" in f[len(BUNDLED):])
+    for folder, settings in drawn:
+        with open(os.path.join(folder, "hps.json")) as f:
+            hps = json.load(f)
+        assert {k: hps[k] for k in settings} == settings, folder
+        assert generator.n_parameters(settings) <= generator.RANDOM_MAX_PARAMETERS[settings["n_levels"]]
+
 # --- Planted bugs ------------------------------------------------------------------------------------
 def _patch(owner, name, replacement):
     """mock.patch of owner.name by `replacement`; a function is run by tf.function as written (autograph
