@@ -13,6 +13,9 @@ seed, a folder that tests/test_training_reference.py replays through glow_tf:
                     `<var>/adam_m1`, `<var>/adam_m2`, the Polyak averages `<var>/ExponentialMovingAverage`,
                     and `stats` = the [loss, bits_x, bits_y, pred_loss] that m.train returned
 
+`--preset` makes the hand-picked committed configs; `--random N` draws N small configs from
+`--random_seed` (see random_settings) and writes one folder `rNN_<config>` each.
+
 How the noise is fed: model.py draws the dequantisation noise inside its graph with
 `tf.random_uniform(tf.shape(z), 0, 1./hps.n_bins)`. While the graph is built, model.py's `tf` is a
 proxy of `tf.compat.v1` whose `random_uniform` returns a float32 placeholder instead (after checking
@@ -35,6 +38,8 @@ timestamps, so a re-run with the same TensorFlow writes the same bytes.
       --out tests/fixtures/original_training
   python scripts/make_training_reference.py --original_dir /tmp/openai_glow --out /tmp/my_case \\
       --image_size 16 --n_levels 2 --depth 3 --width 32 --flow_coupling 1 --learntop
+  python scripts/make_training_reference.py --original_dir /tmp/openai_glow --random 12 --random_seed 141 \\
+      --original_commit 91b2c577a5c110b2b38761fc56d81f7d87f077c1 --out tests/fixtures/original_training
 """
 import argparse
 import io
@@ -77,6 +82,62 @@ HELP = dict(
     epochs_warmup="warm-up length in epochs", lr="base learning rate", beta1="Adamax's first-moment decay",
     polyak_epochs="beta2 = 1 - 1/(train_its * polyak_epochs)", weight_decay="multiplicative weight decay (1 = off)",
     steps="calls of m.train", seed="draws the images, labels, noise and the original's initial weights")
+# `--random N`: small configs drawn from `--random_seed`, so that the test holds beyond hand-picked cases.
+# A folder holds the weights 14 times, about 50 bytes a parameter; 3 levels need more (the top has 48
+# channels: an invconv of 48 x 48, a split prior over 24 channels).
+RANDOM_MAX_PARAMETERS = {1: 6500, 2: 5000, 3: 13000}
+RANDOM_LEVELS = (1, 2, 3, 1, 2, 1)  # 3 levels with the reverse and the LU permutation in a set of 12
+
+
+def n_parameters(s):
+    """The model's parameter count for settings `s` (model.py's variables, LU or not: P, L, U and the
+    full W all hold C^2), used to keep random fixtures small."""
+    total, c = 0, 12  # channels after the first squeeze
+    for level in range(s["n_levels"]):
+        width, c_out = s["width"], c if s["flow_coupling"] == 1 else c // 2
+        f = 9 * (c // 2 + 1) * width + 2 * width + width * width + 2 * width + 9 * (width + 1) * c_out + 2 * c_out
+        total += s["depth"] * (2 * c + (c * c if s["flow_permutation"] == 2 else 0) + f)
+        if level < s["n_levels"] - 1:
+            total += 9 * (c // 2 + 1) * c + 2 * c  # the split prior's conv2d_zeros
+            c *= 2
+    if s["learntop"]:
+        total += 9 * (2 * c + 1) * 2 * c + 4 * c
+    if s["ycond"]:
+        total += s["n_y"] * 2 * c + 4 * c + (c * s["n_y"] + 2 * s["n_y"] if s["weight_y"] > 0 else 0)
+    return total
+
+
+def random_settings(rng, i):
+    """Config number `i` of a random set, drawn from `rng` (numpy RandomState): 1, 2, 3, 1, 2, 1 levels
+    by turns (RANDOM_LEVELS), the permutation reverse, invconv, LU by turns (i // 3), additive and affine coupling
+    alternating; at random 8 or 16 px, depth 1-3, width 4-16, learntop, ycond with or without the
+    classifier loss, 3-8 bits, weight decay, Polyak length, batch sizes, epoch size and learning rate.
+    The random part is drawn again until the model has at most RANDOM_MAX_PARAMETERS[levels] parameters."""
+    permutation, lu = ((0, False), (2, False), (2, True))[(i // 3) % 3]
+    while True:
+        ycond = bool(rng.rand() < 0.4)
+        s = dict(DEFAULTS, image_size=int(rng.choice([8, 16])), n_levels=RANDOM_LEVELS[i % len(RANDOM_LEVELS)],
+                 depth=int(rng.randint(1, 4)),
+                 width=int(rng.choice([4, 8, 12, 16])), flow_permutation=permutation, flow_coupling=i % 2, lu=lu,
+                 learntop=bool(rng.rand() < 0.5), ycond=ycond, n_y=int(rng.randint(2, 6)) if ycond else 1,
+                 weight_y=float(rng.choice([0.0, 0.5, 1.0])) if ycond else 0.0, n_bits_x=int(rng.randint(3, 9)),
+                 n_batch_init=int(rng.choice([4, 8])), n_batch_train=int(rng.choice([2, 4])),
+                 polyak_epochs=float(rng.choice([1.0, 2.0])), weight_decay=float(rng.choice([1.0, 0.999])),
+                 lr=float(rng.choice([0.001, 0.002, 0.004])), seed=int(rng.randint(1000)))
+        s["n_train"] = s["n_batch_train"] * int(rng.randint(2, 6))
+        if n_parameters(s) <= RANDOM_MAX_PARAMETERS[s["n_levels"]]:
+            return s
+
+
+def describe(s):
+    """A folder name for settings `s`, e.g. `r03_16px_L2K3w8_affine_lu_ycond_5bit`."""
+    perm = "reverse" if s["flow_permutation"] == 0 else "lu" if s["lu"] else "invconv"
+    parts = [f"{s['image_size']}px", f"L{s['n_levels']}K{s['depth']}w{s['width']}",
+             "affine" if s["flow_coupling"] else "additive", perm]
+    parts += [name for name in ("learntop", "ycond") if s[name]] + [f"{s['n_bits_x']}bit"]
+    return "_".join(parts)
+
+
 MODEL_KEYS = ("image_size", "n_levels", "depth", "width", "flow_permutation", "flow_coupling", "learntop", "ycond",
               "n_y", "weight_y", "n_bits_x", "lu")
 
@@ -101,12 +162,18 @@ def get_arguments(argv=None):
                              "not a git work tree (e.g. made with git archive)")
     parser.add_argument("--preset", choices=[*PRESETS, "all"],
                         help="one of the committed fixtures' settings (the flags below are then ignored)")
+    parser.add_argument("--random", type=int, default=0, metavar="N",
+                        help="write N folders `rNN_<config>` of small configs drawn from --random_seed into --out "
+                             "(the flags below are then ignored)")
+    parser.add_argument("--random_seed", type=int, default=141, help="draws the configs of --random")
     for key, default in DEFAULTS.items():
         if isinstance(default, bool):
             parser.add_argument(f"--{key}", action="store_true", help=HELP[key])
         else:
             parser.add_argument(f"--{key}", type=type(default), default=default, help=HELP[key])
     args = parser.parse_args(argv)
+    if args.random < 0 or (args.random and args.preset):
+        parser.error(f"--random {args.random}: give a number >= 1, and not with --preset")
     if args.preset is None and args.flow_permutation not in (0, 2):
         parser.error(f"--flow_permutation {args.flow_permutation}: use 0 (reverse) or 2 (invconv); the original's "
                      f"shuffle (1) is seeded by Python's hash() of a scope name, so a fixture would not be repeatable")
@@ -117,6 +184,10 @@ def get_arguments(argv=None):
 
 def settings_of(args):
     """[(folder, settings)] to make."""
+    if args.random:
+        rng = np.random.RandomState(args.random_seed)
+        drawn = [random_settings(rng, i) for i in range(args.random)]
+        return [(os.path.join(args.out, f"r{i:02d}_{describe(s)}"), s) for i, s in enumerate(drawn)]
     if args.preset == "all":
         return [(os.path.join(args.out, name), {**DEFAULTS, **PRESETS[name]}) for name in PRESETS]
     if args.preset:
