@@ -35,6 +35,7 @@ import data_loaders
 from glow_tf import Glow, GlowConfig
 from glow_tf.checkpoint import (CHECKPOINT_DIRS, CONFIG_NAME, find_checkpoint, find_config, list_checkpoints,
                                 load_original_checkpoint)
+from glow_tf.determinism import set_determinism
 from glow_tf.distributed import Distributed, peer_stopped
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
 from glow_tf.seeds import INIT_NOISE, noise_seed
@@ -138,6 +139,9 @@ def build_parser():
     parser.add_argument("--elastic_commit_steps", type=int, default=100,
                         help="With --elastic 1: steps between in-memory commits (and at every epoch end); a "
                              "lost worker costs at most the steps since the last commit")
+    parser.add_argument("--deterministic", type=int, default=0, choices=(0, 1),
+                        help="TensorFlow's op determinism (1): deterministic cuDNN/XLA kernels on GPU, so that a "
+                             "run and its --resume repeat bit for bit there too; slower (docs/training.md)")
     return parser
 
 
@@ -351,6 +355,7 @@ def samples(epoch, args):
 
 def main(argv=None):
     args = get_arguments(argv)
+    set_determinism(args.deterministic)  # before any op runs
     if args.elastic and os.environ.get("HOROVOD_ELASTIC") != "1":
         raise SystemExit("train.py: --elastic 1 runs under an elastic horovodrun, e.g. horovodrun -np 2 --min-np 1 "
                          "--max-np 4 --host-discovery-script discover.sh python train.py ... (docs/elastic.md)")
