@@ -312,6 +312,24 @@ def test_dockerfile_cpu_variant_volumes_and_command():
     assert cmd and cmd[-1][:3] == ["python", "-m", "pytest"], "the default command should prove the image works"
 
 
+def test_dockerfile_handles_old_drivers_and_open_mpi_inside_docker():
+    """The GPU stage installs the forward-compatibility package of its own CUDA (12.5.1 -> cuda-compat-12-5);
+    the entrypoint is scripts/entrypoint.sh (its driver checks; the base image's entrypoint prints a banner
+    on stdout), run with bash from the code's folder; Open MPI's vader transport does not try CMA
+    single-copy, which Docker refuses. The entrypoint's behaviour: tests/test_cluster_scripts.py."""
+    text = DOCKERFILE.read_text()
+    stages = _stages(_instructions(text))
+    cuda = re.search(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-", stages["base-gpu"][0][1]).groups()
+    gpu_runs = " ".join(args for keyword, args in stages["base-gpu"] if keyword == "RUN")
+    assert f"cuda-compat-{cuda[0]}-{cuda[1]}" in gpu_runs.split(), gpu_runs
+    final = list(stages.values())[-1]
+    entrypoints = [json.loads(args) for keyword, args in final if keyword == "ENTRYPOINT"]
+    workdir = [args for keyword, args in final if keyword == "WORKDIR"][-1]
+    assert entrypoints and entrypoints[-1] == ["bash", f"{workdir}/scripts/entrypoint.sh"], entrypoints
+    assert (REPO / "scripts" / "entrypoint.sh").exists()
+    assert _env(final)["OMPI_MCA_btl_vader_single_copy_mechanism"] == "none"
+
+
 def test_dockerignore_keeps_local_state_out_of_the_image():
     patterns = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")}
