@@ -285,9 +285,6 @@ def test_resume_elastic_restores_the_data_position(removal_run, tmp_path):
     finally:
         job.kill()
     assert job.proc.returncode == 0, "\n".join(out[-60:])
-    position = resume_step - removed_at + 2 * removed_at
-    assert f"from step {resume_step} " in start and start.endswith(f"data batch {position} of each worker's stream"), \
-        start
     uninterrupted = np.load(glob.glob(str(workdir / "final_*.npz"))[0])
     finals = glob.glob(str(tmp_path / "final_*.npz"))
     assert len(finals) == 1, finals
@@ -295,6 +292,9 @@ def test_resume_elastic_restores_the_data_position(removal_run, tmp_path):
     assert len(again.files) == len(uninterrupted.files) > 0
     for name in again.files:
         np.testing.assert_array_equal(again[name], uninterrupted[name], err_msg=name)
+    position = resume_step - removed_at + 2 * removed_at
+    assert f"from step {resume_step} " in start and start.endswith(f"data batch {position} of each worker's stream"), \
+        start
 
 
 RESUME_EPOCH = 3  # the checkpoint resumed from: the end of epoch 3 (step 24)
