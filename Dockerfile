@@ -11,12 +11,22 @@ ARG DEVICE=gpu
 # the first convolution. The CUDA apt repository configured in the image keeps every cuDNN release, so
 # the exact pin below stays installable; it is held so that no later install moves it, and
 # scripts/check_gpu_libs.py checks what was installed at the end of the build.
+#
+# Drivers older than CUDA 12.5's (555): cuda-compat-12-5 is CUDA's forward-compatibility package (a
+# libcuda of driver 555 for data-centre GPUs on older driver branches, in /usr/local/cuda/compat, not on
+# the loader's path). scripts/entrypoint.sh, the image's entrypoint, puts it first on LD_LIBRARY_PATH when
+# the host's driver is older and the library works with its GPU, and stops with one message where
+# TensorFlow cannot run at all (a Hopper GPU on a driver before R545: docs/cluster.md, "NVIDIA driver").
+# The base image's own entrypoint is replaced: it prints a banner on stdout.
 FROM nvidia/cuda:12.5.1-devel-ubuntu22.04 AS base-gpu
 ARG DEBIAN_FRONTEND=noninteractive
+# cuda-compat-12-5 is not pinned: its newest build is the 12.5 driver library NVIDIA still fixes.
+# hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libcudnn9-cuda-12=9.3.0.75-1 \
+    && apt-get install -y --no-install-recommends libcudnn9-cuda-12=9.3.0.75-1 cuda-compat-12-5 \
     && apt-mark hold libcudnn9-cuda-12 \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* \
+    && test -e /usr/local/cuda/compat/libcuda.so.1
 # The devel image ships libnccl2 + libnccl-dev matched to its CUDA (and held by apt-mark); Horovod's
 # NCCL build needs the headers, so stop here if a future tag drops them.
 RUN dpkg-query --show libnccl-dev libnccl2
@@ -68,10 +78,16 @@ EXPOSE ${SSH_PORT} 5050
 
 # The same install as on a workstation, into a venv at /opt/venv. ENV (not ARG) so that re-running
 # scripts/install.sh in a container asks for the same build and finds it already there.
+# OMPI_MCA_btl_vader_single_copy_mechanism=none: Open MPI's shared-memory transport (vader) copies
+# between processes with CMA (process_vm_readv), which Docker's default seccomp profile and capabilities
+# refuse; every message would print "Read -1, expected ..., errno = 1". Without single-copy it goes
+# through the shared-memory segment (how horovodrun starts the workers of one machine when Horovod has
+# MPI, and mpirun).
 ENV GLOW_VENV=/opt/venv \
     GLOW_SKIP_BROWSER=1 \
     PYTHON=python3.11 \
     HOROVOD_WITH_MPI=1 \
+    OMPI_MCA_btl_vader_single_copy_mechanism=none \
     PATH=/opt/venv/bin:$PATH
 WORKDIR /opt/glow-tf
 # Only what the install reads, so editing the code does not rebuild Horovod.
@@ -92,4 +108,5 @@ RUN if [ "${DEVICE}" = gpu ]; then \
     fi
 
 VOLUME ["/data", "/logs"]
+ENTRYPOINT ["bash", "/opt/glow-tf/scripts/entrypoint.sh"]
 CMD ["python", "-m", "pytest", "-q", "-m", "not slow", "tests"]

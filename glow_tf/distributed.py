@@ -52,12 +52,15 @@ class Launch:
     """What the environment says about how this process was started.
 
     `launcher` is None for a plain process; `size` is None when the launcher announces no size (PMIx
-    alone); `source` names the variables read, for messages.
+    alone); `source` names the variables read, for messages. `elastic` is True under an elastic
+    horovodrun (HOROVOD_ELASTIC=1), whose HOROVOD_RANK/HOROVOD_SIZE are the ranks the driver had
+    planned when it spawned this worker, not necessarily those of the world it joins.
     """
     launcher: str | None
     rank: int
     size: int | None
     source: str
+    elastic: bool = False
 
     @property
     def several_workers(self):
@@ -79,7 +82,8 @@ def detect_launch(env=None):
         size = _env_int(env, size_var, minimum=1)
         if rank >= size:
             raise ValueError(f"{rank_var}={rank} but {size_var}={size}; expected a rank below the size")
-        return Launch(launcher, rank, size, f"{rank_var}={rank}, {size_var}={size}")
+        elastic = launcher == "horovodrun" and env.get("HOROVOD_ELASTIC") == "1"
+        return Launch(launcher, rank, size, f"{rank_var}={rank}, {size_var}={size}", elastic)
     return Launch(None, 0, 1, "no launcher variables")
 
 
@@ -88,7 +92,15 @@ def check_world(launch, horovod_size):
 
     The case it guards: a scheduler started N tasks (e.g. plain `srun` with no MPI plugin) but Horovod
     could not connect them, so each task would train alone as worker 0 and write the same logdir.
+
+    Not under an elastic horovodrun: there the world is whatever the rendezvous forms when the worker
+    calls hvd.init(), and a worker spawned while the host list changes legitimately sees another size
+    than its HOROVOD_SIZE. Stopping it would make things worse: Horovod 0.28.1's elastic driver
+    records any non-zero exit of a worker as a failure and blacklists its host for the rest of the
+    job (runner/elastic/driver.py `_handle_worker_exit`, registration.py `_on_workers_recorded`).
     """
+    if launch.elastic:
+        return
     if launch.size is not None and horovod_size != launch.size:
         raise RuntimeError(
             f"{launch.launcher} started {launch.size} workers ({launch.source}) but Horovod sees {horovod_size}: "

@@ -8,9 +8,12 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOROVODRUN = shutil.which("horovodrun", path=os.path.dirname(sys.executable)) or shutil.which("horovodrun")
-# One thread per rank: two ranks share the two cores.
+# One thread per rank: two ranks share the two cores. Gloo's rendezvous waits 300 s instead of its default
+# 30 s (HOROVOD_GLOO_TIMEOUT_SECONDS): on a loaded machine a worker joining an elastic run takes longer
+# than 30 s to import TensorFlow, and the waiting survivors would abort (gloo::IoException, "Wait timeout").
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": "",
-       "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+       "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+       "HOROVOD_GLOO_TIMEOUT_SECONDS": "300"}
 
 
 def _horovod_missing():

@@ -40,7 +40,7 @@ WORKER = os.path.join(REPO, "tests", "distributed_worker.py")
 # Every variable a launcher or scheduler sets that says which worker a process is.
 LAUNCHER_VARS = ("HOROVOD_RANK", "HOROVOD_SIZE", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK",
                  "PMI_SIZE", "PMIX_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_STEP_ID",
-                 "SLURM_JOB_ID")
+                 "SLURM_JOB_ID", "HOROVOD_ELASTIC")
 
 SEED = 3
 # test_train.py's tiny model; with 2 workers an epoch is ceil(256 / (64 * 2)) = 2 steps of 64 images each.
@@ -593,6 +593,33 @@ def test_every_launcher_starts_horovod_or_stops_with_a_reason(launcher_env, case
     assert (dist.hvd is not None) == (expected > 1)
     if expected > 1:
         assert fake.initialised
+
+
+# The variables Horovod 0.28.1's elastic driver gives a worker it spawns (runner/gloo_run.py,
+# create_slot_env_vars and create_run_env_vars(elastic=True)): the rank and size it planned then.
+ELASTIC_SPAWN = {"HOROVOD_ELASTIC": "1", "HOROVOD_HOSTNAME": "10.0.0.3", "HOROVOD_LOCAL_RANK": "0",
+                 "HOROVOD_CONTROLLER": "gloo"}
+
+
+@pytest.mark.parametrize("planned_rank, planned_size, joined_size", [(2, 3, 2), (1, 2, 1), (0, 1, 4)])
+def test_an_elastic_worker_joins_whatever_world_the_rendezvous_forms(launcher_env, planned_rank, planned_size,
+                                                                     joined_size):
+    """Under an elastic horovodrun, HOROVOD_SIZE is the size the driver planned when it spawned the
+    worker; the hosts may change before its hvd.init(), which then forms another world. The worker
+    must take that world, not exit: the driver blacklists the host of any worker that exits non-zero.
+    The same mismatch under a static horovodrun is the broken launch check_world exists for."""
+    monkeypatch, install = launcher_env
+    env = {**ELASTIC_SPAWN, "HOROVOD_RANK": str(planned_rank), "HOROVOD_SIZE": str(planned_size)}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    install(joined_size)
+    dist = Distributed(use_horovod=True)  # what train.py --elastic 1 asks for
+    assert dist.hvd is not None and dist.size == joined_size
+    monkeypatch.delenv("HOROVOD_ELASTIC")
+    if joined_size != planned_size:
+        with pytest.raises(RuntimeError, match=f"horovodrun started {planned_size} workers .* Horovod sees "
+                                               f"{joined_size}"):
+            Distributed(use_horovod=True)
 
 
 # --- what crosses the wire -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,17 +37,17 @@ TINY = ["--problem", "digits", "--dal", "0", "--anchor_size", "8", "--n_levels",
 class Job:
     """An elastic horovodrun in its own process group; its output lines are collected as they come."""
 
-    def __init__(self, tmp_path, args):
+    def __init__(self, tmp_path, args, np=2, hosts="localhost:1\n127.0.0.1:1\n", launcher=()):
         self.dir = tmp_path
         self.hosts = tmp_path / "hosts"
-        self.hosts.write_text("localhost:1\n127.0.0.1:1\n")
+        self.hosts.write_text(hosts)
         discover = tmp_path / "discover.sh"
         discover.write_text(f"#!/bin/sh\ncat {self.hosts}\n")
         discover.chmod(0o755)
         self.lines, self.cond = [], threading.Condition()
         self.proc = subprocess.Popen(
-            [HOROVODRUN, "-np", "2", "--min-np", "1", "--max-np", "4", "--host-discovery-script", str(discover),
-             sys.executable, WORKER, str(tmp_path), "--", *args],
+            [HOROVODRUN, "-np", str(np), "--min-np", "1", "--max-np", "4", "--host-discovery-script", str(discover),
+             *launcher, sys.executable, WORKER, str(tmp_path), "--", *args],
             env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -196,3 +197,104 @@ def test_elastic_without_an_elastic_launcher_is_one_clear_line(monkeypatch):
         train.main(["--problem", "digits", "--elastic", "1"])
     assert str(stopped.value.code).startswith("train.py: --elastic 1 runs under an elastic horovodrun, e.g. "), \
         stopped.value.code
+
+
+# --- a host the discovery script drops, and a resume that restores the data position ----------------------
+
+@pytest.fixture(scope="module")
+def removal_run(tmp_path_factory):
+    """2 workers; once the chief has printed step REMOVE_STEP the discovery script stops listing rank
+    1's host. Returns (output lines, logdir, worker directory, rank 0's host)."""
+    tmp_path = tmp_path_factory.mktemp("removal")
+    logdir = tmp_path / "run"
+    job = Job(tmp_path, [*TINY, "--logdir", str(logdir)])
+    try:
+        job.wait_for(lambda line: line.startswith(f"[0]<stdout>:{REMOVE_STEP * 128} "), f"step {REMOVE_STEP}")
+        rank0, rank1 = (glob.glob(str(tmp_path / f"started_rank{r}_*")) for r in (0, 1))
+        assert len(rank0) == len(rank1) == 1, (rank0, rank1)
+        kept = "localhost" if "_localhost_" in rank0[0] else "127.0.0.1"
+        assert f"_{kept}_" not in rank1[0], (rank0, rank1)  # the two ranks are on the two hosts
+        job.hosts.write_text(f"{kept}:1\n")
+        lines = job.finish()
+    finally:
+        job.kill()
+    assert job.proc.returncode == 0, "\n".join(lines[-60:])
+    return lines, logdir, tmp_path
+
+
+REMOVE_STEP = 5  # the chief's step at which rank 1's host leaves the discovery script's list
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_a_host_the_discovery_script_drops_leaves_without_losing_a_step(removal_run):
+    """A clean removal: the workers stop at the next commit, nothing is rolled back, the survivor goes
+    on alone from that commit with its stream re-anchored at the same fraction of a pass, and the run
+    ends at its last step with every step done once and every epoch logged once."""
+    lines, logdir, workdir = removal_run
+    assert not [line for line in lines if "a worker was lost" in line], "a clean removal rolls nothing back"
+    alone = [line for line in lines if "elastic: 1 worker(s) from step" in line]
+    assert len(alone) == 1, "\n".join(lines[-60:])
+    removed_at = int(re.search(r"from step (\d+) ", alone[0]).group(1))
+    assert REMOVE_STEP <= removed_at < (EPOCHS - 1) * TRAIN_ITS, alone
+    assert removed_at % COMMIT == 0 or removed_at % TRAIN_ITS == 0, alone  # at a commit
+    assert alone[0].endswith(f"data batch {2 * removed_at} of each worker's stream"), alone
+
+    # Every step once: 128 images a step with two workers up to the removal, 64 after it.
+    processed = [p for p, _ in _step_lines(lines)]
+    total = (EPOCHS - 1) * TRAIN_ITS
+    expected = [128 * s for s in range(1, removed_at + 1)]
+    expected += [128 * removed_at + 64 * s for s in range(1, total - removed_at + 1)]
+    assert processed == expected, (removed_at, processed)
+    train = _read_jsonl(logdir / "train.txt")
+    assert [r["epoch"] for r in train] == list(range(1, EPOCHS))
+    assert train[-1]["n_processed"] == expected[-1]
+    finals = glob.glob(str(workdir / "final_*.npz"))
+    assert len(finals) == 1, finals  # the removed worker was stopped, the survivor finished
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_resume_elastic_restores_the_data_position(removal_run, tmp_path):
+    """The removal run's checkpoint of epoch RESUME_EPOCH, resumed alone with --resume --elastic 1 to
+    the same last epoch, ends with the weights of the uninterrupted run, bit for bit (CPU). Its stream
+    stood at batch removed_at + step, not at the step count (the survivor's stream was re-anchored at
+    the removal), so reading from the step count would train on other batches and other weights."""
+    lines, logdir, workdir = removal_run
+    removed_at = int(re.search(r"from step (\d+) ", next(line for line in lines if "elastic: 1 worker(s)" in line))
+                     .group(1))
+    resume_step = RESUME_EPOCH * TRAIN_ITS
+    assert removed_at < resume_step, "the removal must come before the checkpoint resumed from"
+    # The run as the job that died after epoch RESUME_EPOCH left it: its newer checkpoints not written.
+    resumed = tmp_path / "run"
+    shutil.copytree(logdir, resumed)
+    checkpoints = resumed / "checkpoints"
+    prefixes = {int(p.name.split("-")[1].split(".")[0]) for p in checkpoints.glob("ckpt-*.index")}
+    kept = max(n for n in prefixes if n in (RESUME_EPOCH, resume_step))
+    for path in checkpoints.iterdir():
+        if path.name == "checkpoint" or (path.name.startswith("ckpt-")
+                                         and int(path.name.split("-")[1].split(".")[0]) > kept):
+            path.unlink()
+    # One host: horovodrun's elastic mode then needs the network interface named (it detects one
+    # common to the hosts only from two on).
+    job = Job(tmp_path, [*TINY, "--logdir", str(resumed), "--resume"], np=1, hosts="localhost:1\n",
+              launcher=["--network-interface", "lo"])
+    try:
+        start = job.wait_for(lambda line: "elastic: 1 worker(s) from step" in line, "the resumed start")
+        out = job.finish()
+    finally:
+        job.kill()
+    assert job.proc.returncode == 0, "\n".join(out[-60:])
+    uninterrupted = np.load(glob.glob(str(workdir / "final_*.npz"))[0])
+    finals = glob.glob(str(tmp_path / "final_*.npz"))
+    assert len(finals) == 1, finals
+    again = np.load(finals[0])
+    assert len(again.files) == len(uninterrupted.files) > 0
+    for name in again.files:
+        np.testing.assert_array_equal(again[name], uninterrupted[name], err_msg=name)
+    position = resume_step - removed_at + 2 * removed_at
+    assert f"from step {resume_step} " in start and start.endswith(f"data batch {position} of each worker's stream"), \
+        start
+
+
+RESUME_EPOCH = 3  # the checkpoint resumed from: the end of epoch 3 (step 24)

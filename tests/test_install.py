@@ -315,6 +315,24 @@ def test_dockerfile_cpu_variant_volumes_and_command():
     assert cmd and cmd[-1][:3] == ["python", "-m", "pytest"], "the default command should prove the image works"
 
 
+def test_dockerfile_handles_old_drivers_and_open_mpi_inside_docker():
+    """The GPU stage installs the forward-compatibility package of its own CUDA (12.5.1 -> cuda-compat-12-5);
+    the entrypoint is scripts/entrypoint.sh (its driver checks; the base image's entrypoint prints a banner
+    on stdout), run with bash from the code's folder; Open MPI's vader transport does not try CMA
+    single-copy, which Docker refuses. The entrypoint's behaviour: tests/test_cluster_scripts.py."""
+    text = DOCKERFILE.read_text()
+    stages = _stages(_instructions(text))
+    cuda = re.search(r"nvidia/cuda:(\d+)\.(\d+)\.\d+-", stages["base-gpu"][0][1]).groups()
+    gpu_runs = " ".join(args for keyword, args in stages["base-gpu"] if keyword == "RUN")
+    assert f"cuda-compat-{cuda[0]}-{cuda[1]}" in gpu_runs.split(), gpu_runs
+    final = list(stages.values())[-1]
+    entrypoints = [json.loads(args) for keyword, args in final if keyword == "ENTRYPOINT"]
+    workdir = [args for keyword, args in final if keyword == "WORKDIR"][-1]
+    assert entrypoints and entrypoints[-1] == ["bash", f"{workdir}/scripts/entrypoint.sh"], entrypoints
+    assert (REPO / "scripts" / "entrypoint.sh").exists()
+    assert _env(final)["OMPI_MCA_btl_vader_single_copy_mechanism"] == "none"
+
+
 def test_dockerignore_keeps_local_state_out_of_the_image():
     patterns = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")}
@@ -637,21 +655,24 @@ def test_check_loads_the_libraries_by_soname_and_fails_on_an_old_cudnn(tmp_path)
 
 # --- the GPU acceptance run, on this CPU machine ----------------------------------------------------------
 
-GPU_PARTS = ("gpu", "libraries", "train_speed", "sampling", "memory", "horovod")
+GPU_PARTS = ("gpu", "libraries", "train_speed", "sampling", "memory", "horovod", "multi_gpu")
 CPU_PARTS = ("reference", "train_epoch")
 
 
 @pytest.mark.slow
-def test_gpu_acceptance_on_a_cpu_machine_skips_the_gpu_parts_and_passes_the_others():
+def test_gpu_acceptance_on_a_cpu_machine_skips_the_gpu_parts_and_passes_the_others(tmp_path):
     """`bash scripts/gpu_acceptance.sh --quick` with no GPU visible: one JSON object; every GPU part says
     skipped and why; the reference tests pass (vectors to 1e-4) and one digits epoch lowers the test loss."""
     env = {**os.environ, **QUIET_TF, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_acceptance.sh"), "--quick"], capture_output=True,
-                            text=True, env=env, timeout=600)
+    output = tmp_path / "report" / "gpu_acceptance.json"
+    output.parent.mkdir()
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_acceptance.sh"), "--quick", "--output", str(output)],
+                            capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1, f"stdout must be one JSON object, got:\n{result.stdout[-2000:]}"
     report = json.loads(lines[0])
+    assert json.loads(output.read_text()) == report  # the same report in the file
     assert set(report) == {"quick", "tensorflow", "passed", *GPU_PARTS, *CPU_PARTS}
     for part in GPU_PARTS:
         assert report[part]["status"] == "skipped" and "no GPU" in report[part]["reason"], (part, report[part])
@@ -662,3 +683,43 @@ def test_gpu_acceptance_on_a_cpu_machine_skips_the_gpu_parts_and_passes_the_othe
     epoch = report["train_epoch"]
     assert epoch["test_loss_after_epoch"] < epoch["test_loss_after_init"]
     assert report["passed"] is True and report["quick"] is True
+
+
+def _acceptance(tmp_path, *args):
+    """scripts/gpu_acceptance.sh ARGS with no GPU visible: (exit code, the stdout report, the file report)."""
+    env = {**os.environ, **QUIET_TF, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
+    output = tmp_path / "gpu_acceptance.json"
+    result = subprocess.run(["bash", str(REPO / "scripts" / "gpu_acceptance.sh"), "--output", str(output), *args],
+                            capture_output=True, text=True, env=env, timeout=900)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, f"stdout must be one JSON object, got:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+    report = json.loads(lines[0])
+    assert json.loads(output.read_text()) == report
+    return result.returncode, report
+
+
+@pytest.mark.slow
+def test_gpu_acceptance_multi_gpu_part_with_two_cpu_workers(tmp_path):
+    """The multi_gpu part's machinery with 2 CPU workers over Gloo (--multi_cpu 2): the 2 workers' losses
+    on their halves of a fixed global batch equal one process's on the whole batch (to 1e-4; a sum
+    instead of a mean of the gradients, or an init on rank 0's half only, would differ at the first
+    step), and the scaling figure is measured."""
+    _horovod_build_or_skip()
+    code, report = _acceptance(tmp_path, "--parts", "multi_gpu", "--multi_cpu", "2")
+    part = report["multi_gpu"]
+    assert code == 0 and part["status"] == "passed", part
+    assert (part["workers"], part["device"], part["global_batch"]) == (2, "CPU", 8)
+    assert len(part["losses_workers"]) == len(part["losses_one_process"]) == 3
+    np = pytest.importorskip("numpy")
+    np.testing.assert_allclose(part["losses_workers"], part["losses_one_process"], rtol=1e-4)
+    assert part["losses_one_process"][0] != part["losses_one_process"][-1]  # the steps trained
+    assert part["images_per_s_one"] > 0 and part["images_per_s_workers"] > 0 and part["scaling_efficiency"] > 0
+    assert set(report) == {"quick", "tensorflow", "passed", "multi_gpu"}
+
+
+def test_gpu_acceptance_part_over_its_time_limit_fails_and_the_run_goes_on(tmp_path):
+    code, report = _acceptance(tmp_path, "--quick", "--parts", "train_epoch", "gpu", "--part_time_limit", "1")
+    assert code == 1 and report["passed"] is False
+    assert report["train_epoch"] == {"status": "failed", "error": "exceeded its time limit of 1.0 s",
+                                     "seconds": report["train_epoch"]["seconds"]}
+    assert report["gpu"]["status"] == "skipped"

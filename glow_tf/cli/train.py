@@ -25,6 +25,7 @@ import sys
 import tensorflow as tf
 
 import data_loaders
+from glow_tf.determinism import set_determinism
 from glow_tf.distributed import peer_stopped
 from glow_tf.errors import ConfigError, DataError, GlowError
 from glow_tf.training.config import TrainConfig
@@ -130,6 +131,9 @@ def build_parser():
     parser.add_argument("--elastic_commit_steps", type=int, default=100,
                         help="With --elastic 1: steps between in-memory commits (and at every epoch end); a "
                              "lost worker costs at most the steps since the last commit")
+    parser.add_argument("--deterministic", type=int, default=0, choices=(0, 1),
+                        help="TensorFlow's op determinism (1): deterministic cuDNN/XLA kernels on GPU, so that a "
+                             "run and its --resume repeat bit for bit there too; slower (docs/training.md)")
     return parser
 
 
@@ -182,6 +186,7 @@ def train(argv=None):
     """Trains (or with --inference encodes) as `python train.py ARGS` does; returns the Glow. A
     GlowError, or a worker stopped by another one's failure, ends in SystemExit with one line."""
     config = parse_config(argv)
+    set_determinism(config.deterministic)  # before any op runs
     try:
         setup = open_run(config, load_data)
         if setup.dist.is_chief:

@@ -93,6 +93,7 @@ class TrainConfig:
     init_allreduce: int
     elastic: int
     elastic_commit_steps: int
+    deterministic: int
 
     @classmethod
     def from_flags(cls, namespace):
