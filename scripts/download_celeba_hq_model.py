@@ -21,13 +21,13 @@ import os
 import shutil
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BASE = "https://openaipublic.azureedge.net/glow-demo"
-FILES = {"graph_unoptimized.pb": f"{BASE}/large3/graph_unoptimized.pb",
-         "z_manipulate.npy": f"{BASE}/z_manipulate.npy"}
+FILES = {"graph_unoptimized.pb": "large3/graph_unoptimized.pb", "z_manipulate.npy": "z_manipulate.npy"}  # under BASE
 N_DIMS = 256 * 256 * 3
 NPY_HEADER = 128  # numpy format 1.0 header of a float32 [40, 196608] array
 Z_MANIPULATE_BYTES = NPY_HEADER + 40 * N_DIMS * 4
@@ -54,7 +54,7 @@ def fetch(url, path, timeout):
         if os.path.exists(part):
             os.remove(part)
         reason = getattr(e, "reason", None) or e
-        host = urllib.request.urlparse(url).netloc
+        host = urllib.parse.urlparse(url).netloc
         raise DownloadError(f"cannot download {url}: {reason} (no internet? the host is {host})") from None
     except DownloadError:
         os.remove(part)
@@ -88,9 +88,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="celeba_hq", help="folder for the two files (default ./celeba_hq)")
     parser.add_argument("--timeout", type=float, default=30, help="seconds to wait for the server (default 30)")
+    parser.add_argument("--base_url", default=BASE, help=f"where the files are (default {BASE}, as the original's "
+                                                          f"demo/script.sh; a mirror keeps the same paths)")
     args = parser.parse_args(argv)
     try:
-        for name, url in FILES.items():
+        for name, tail in FILES.items():
+            url = f"{args.base_url.rstrip('/')}/{tail}"
             path = os.path.join(args.out, name)
             if os.path.exists(path):
                 check(name, path)
