@@ -40,7 +40,6 @@ writes into --out:
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -123,7 +122,7 @@ def build(model, tfops, tf1, s):
 
 def make(original_dir, out, s, original_commit=None):
     import original  # noqa: PLC0415 (bench/original.py: the stand-ins)
-    from make_training_reference import save_npz  # noqa: PLC0415 (timestamp-free .npz)
+    from make_training_reference import _commit, save_npz  # noqa: PLC0415 (timestamp-free .npz, the commit)
 
     model, tfops, tf1 = original.import_original(original_dir)
     rng = np.random.RandomState(s["seed"])
@@ -148,7 +147,7 @@ def make(original_dir, out, s, original_commit=None):
             frozen = tf1.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), outputs)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "graph.pb"), "wb") as f:
-        f.write(frozen.SerializeToString())
+        f.write(frozen.SerializeToString(deterministic=True))  # map fields in a fixed order: the same bytes
 
     # The expected outputs: the frozen graph itself, in a TF1 session.
     x = rng.randint(0, 256, size=(n, size, size, 3)).astype(np.uint8)
@@ -175,14 +174,6 @@ def make(original_dir, out, s, original_commit=None):
         json.dump(meta, f, indent=1, sort_keys=True)
         f.write("\n")
     return names, os.path.getsize(os.path.join(out, "graph.pb"))
-
-
-def _commit(path):
-    try:
-        return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv=None):
