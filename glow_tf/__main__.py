@@ -283,8 +283,8 @@ def _run_celeba_dir(args):
 
     flags = run_flags(args.logdir)
     if flags.get("problem") != "celeba" or not flags.get("data_dir"):
-        raise ValueError("give the labelled images as --celeba DIR (CelebA's official layout), --labels FILE.csv "
-                         "or --tfrecords FILES (the run was not trained on a CelebA folder)")
+        raise ValueError("give the labelled images as --celeba DIR (CelebA's official layout), or as --labels "
+                         "FILE.csv or as --tfrecords FILES (the run was not trained on a CelebA folder)")
     return flags["data_dir"]
 
 
