@@ -80,7 +80,7 @@ def read_attributes(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no CelebA attribute file {path!r} (expected {ATTRIBUTE_FILE}: a count line, the 40 "
                                 f"attribute names, then one `file.jpg +1 -1 ...` row per image)")
-    lines = [line for line in _lines(path)]
+    lines = _lines(path)
     if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit():
         raise ValueError(f"{path!r}: the first line must be the image count (one number), then the 40 attribute "
                          f"names")
