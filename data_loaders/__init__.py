@@ -37,7 +37,9 @@ def get_data(problem, data_dir="", image_size=-1, n_test=-1, n_batch_train=64, n
 
     Args (the original's flags of the same names):
       problem: 'mnist', 'cifar10', 'imagenet-oord', 'imagenet', 'celeba', 'lsun_realnvp',
-        'lsun' (openai), 'folder', 'digits' or 'digits_4bit'.
+        'lsun' (openai), 'folder', 'digits' or 'digits_4bit'. 'celeba' reads the official JPEG
+        layout (img_align_celeba/ + list_attr_celeba.txt, data_loaders.celeba, default 64 px) when
+        data_dir holds it, else the original's CelebA-HQ TFRecords.
       data_dir: '' means tf_keras' download for mnist/cifar10 and scikit-learn's bundled set for
         digits and digits_4bit; a local folder otherwise (mnist IDX / CIFAR python batches, a folder of images,
         or the TFRecord root holding train/ and validation/, which the TFRecord problems need).
@@ -56,6 +58,12 @@ def get_data(problem, data_dir="", image_size=-1, n_test=-1, n_batch_train=64, n
     check_problem(problem)
     check_rank(rank, size)
     check_dal(dal)
+    if problem == "celeba" and not category:
+        from data_loaders import celeba
+        if celeba.is_celeba_folder(data_dir):  # the official JPEG layout; else the original's TFRecords
+            return celeba.CelebAData(data_dir, image_size=image_size, n_test=n_test, batches=batch_sizes(
+                n_batch_train, n_batch_init, anchor_size, celeba.DEFAULT_IMAGE_SIZE if image_size == -1
+                else image_size), seed=seed, rank=rank, size=size)
     if image_size == -1:
         image_size = DEFAULT_IMAGE_SIZE[problem]
     check_image_size(image_size)

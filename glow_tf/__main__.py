@@ -64,8 +64,17 @@ def read_original_hps(path):
 
 def load_model(args):
     """The Glow named by --logdir / --restore_path / --hps (see the module docstring)."""
+    if args.graph is not None:  # OpenAI's frozen graph (glow_tf.original_graph)
+        if args.logdir is not None or args.restore_path is not None:
+            raise ValueError("--graph is a whole model: give it without --logdir / --restore_path")
+        from glow_tf.original_graph import OriginalGraph  # noqa: PLC0415
+
+        glow = OriginalGraph(args.graph)
+        _log(args, f"loaded {glow!r}")
+        return glow
     if args.logdir is None and args.restore_path is None:
-        raise ValueError("no model given: pass --logdir RUN (a train.py run directory) or --restore_path CHECKPOINT")
+        raise ValueError("no model given: pass --logdir RUN (a train.py run directory), --restore_path CHECKPOINT "
+                         "or --graph FILE.pb")
     if args.hps is not None:
         config = read_original_hps(args.hps)
         prefix = args.restore_path or glow_tf.find_checkpoint(args.logdir, args.which)
@@ -234,7 +243,8 @@ def cmd_interpolate(args, glow):
 
 
 def _labelled_batches(args, glow):
-    """(attribute names, iterator of (images, labels [B, A])) from --labels CSV or --tfrecords."""
+    """(attribute names, iterator of (images, labels [B, A]), number of images or None) from --labels CSV,
+    --tfrecords, or an official-layout CelebA folder (--celeba, or the run's own --data_dir)."""
     cfg = glow.config
     if args.labels:
         files, names, labels = directions.read_label_csv(args.labels, args.attr)
@@ -245,9 +255,20 @@ def _labelled_batches(args, glow):
             for a in range(0, len(files), args.batch_size):
                 chunk = files[a:a + args.batch_size]
                 yield img.load_images(chunk, cfg.image_size, cfg.n_channels, args.resize), labels[a:a + len(chunk)]
-        return names, batches()
+        return names, batches(), len(files)
 
     columns = directions.select_attributes(directions.CELEBA_ATTRIBUTES, args.attr, "the CelebA attributes")
+    names = [directions.CELEBA_ATTRIBUTES[j] for j in columns]
+    if not args.tfrecords:
+        from data_loaders import celeba  # noqa: PLC0415
+
+        folder = celeba.CelebAFolder(args.celeba or _run_celeba_dir(args))
+        paths, labels = folder.split_files(args.split)
+        paths, labels = paths[:args.max_images], labels[:args.max_images, columns]
+        if cfg.n_channels != 3:
+            raise ValueError(f"CelebA images are RGB; this model has {cfg.n_channels} channel(s)")
+        data = folder.batches(paths, labels, cfg.image_size, args.batch_size)
+        return names, data.as_numpy_iterator(), len(paths)
     want = (cfg.image_size, cfg.image_size, cfg.n_channels)
 
     def batches():
@@ -259,25 +280,43 @@ def _labelled_batches(args, glow):
                                      f"attributes; the model expects {'x'.join(map(str, want))} and CelebA's 40 "
                                      f"(use the -rXX files of that size)")
             yield np.stack([x for x, _, _ in chunk]), np.stack([a for _, _, a in chunk])[:, columns]
-    return [directions.CELEBA_ATTRIBUTES[j] for j in columns], batches()
+    return names, batches(), None
+
+
+def _run_celeba_dir(args):
+    """The --data_dir a run was trained on with --problem celeba (train.txt's flags)."""
+    from glow_tf.demo.startup import run_flags  # noqa: PLC0415
+
+    flags = run_flags(args.logdir)
+    if flags.get("problem") != "celeba" or not flags.get("data_dir"):
+        raise ValueError("give the labelled images as --celeba DIR (CelebA's official layout), or as --labels "
+                         "FILE.csv or as --tfrecords FILES (the run was not trained on a CelebA folder)")
+    return flags["data_dir"]
 
 
 def cmd_direction(args, glow):
-    if bool(args.labels) == bool(args.tfrecords):
-        raise ValueError("give the labels either as --labels FILE.csv or as --tfrecords FILES (CelebA `attr`)")
+    if sum(map(bool, (args.labels, args.tfrecords, args.celeba))) > 1:
+        raise ValueError("give the labelled images one way: --celeba DIR, --labels FILE.csv or --tfrecords FILES")
+    if args.out.endswith(".npy") and (args.labels or args.attr is not None and
+                                      len(args.attr) != len(directions.CELEBA_ATTRIBUTES)):
+        raise ValueError(f"--out {args.out!r}: a bare .npy is the demo's z_manipulate.npy, CelebA's 40 attributes in "
+                         f"order; for other attributes write an .npz (names kept)")
     y = parse_labels(args.y)
     if isinstance(y, list):
         raise ValueError(f"--y {args.y!r}: direction takes one class for all images")
-    names, batches = _labelled_batches(args, glow)
+    names, batches, total = _labelled_batches(args, glow)
     means = directions.AttributeMeans(glow.config.n_dims, names)
-    with tqdm(desc="encode", unit="img", disable=args.quiet) as bar:
+    with tqdm(desc="encode", unit="img", total=total, disable=args.quiet) as bar:
         for images, labels in batches:
             labels_y = _labels_for(glow, y, len(images))
             z = glow.encode(images, labels_y, batch_size=args.batch_size, **_noise_kwargs(args))
             means.update(z, labels)
             bar.update(len(images))
     found = means.directions(args.scale)
-    directions.save_directions(args.out, found, means.names, args.scale, means.n_with, means.n_without)
+    if args.out.endswith(".npy"):
+        directions.save_z_manipulate(args.out, found)
+    else:
+        directions.save_directions(args.out, found, means.names, args.scale, means.n_with, means.n_without)
     for name, a, b in zip(means.names, means.n_with, means.n_without):
         _log(args, f"  {name}: {a} with, {b} without")
     _log(args, f"wrote {args.out}: {len(found)} direction(s), scale {args.scale:g}")
@@ -332,6 +371,8 @@ def cmd_serve(args, glow):
 def cmd_export(args, glow):
     from glow_tf.export import export_saved_model  # noqa: PLC0415
 
+    if args.graph is not None:
+        raise ValueError("export writes a SavedModel of a run of this project; --graph is already a frozen graph")
     export_saved_model(glow, args.out)
     _log(args, f"wrote SavedModel {args.out} (signatures encode, decode, sample)")
 
@@ -343,6 +384,8 @@ def _model_parser():
     g.add_argument("--logdir", help="a train.py run directory (config.json + checkpoints/)")
     g.add_argument("--restore_path", help="a checkpoint prefix (this project's, or the original's with --hps)")
     g.add_argument("--hps", help="hyper-parameters of an original TF1 checkpoint: hps JSON or its train.txt")
+    g.add_argument("--graph", help="a frozen graph of the original release instead: OpenAI's CelebA-HQ "
+                                   "graph_unoptimized.pb (scripts/download_celeba_hq_model.py; docs/faces.md)")
     g.add_argument("--which", choices=("latest", "best"), default="latest", help="checkpoint of --logdir")
     g.add_argument("--polyak", action="store_true", help="load the Polyak-averaged weights")
     g.add_argument("--batch_size", type=int, default=64, help="images per model call (default 64)")
@@ -416,11 +459,17 @@ def build_parser(prog=None):
     p.add_argument("--labels", help="CSV: a file-name column, then one column per attribute (±1 or 0/1)")
     p.add_argument("--image_root", help="folder of the CSV's file names (default: the CSV's folder)")
     p.add_argument("--tfrecords", nargs="+", help="CelebA TFRecords (files, globs or folders) with `attr`")
+    p.add_argument("--celeba", help="CelebA in its official layout (img_align_celeba/, list_attr_celeba.txt; "
+                                    "docs/faces.md); default with none of the three: the run's own --data_dir "
+                                    "when it was trained with --problem celeba")
+    p.add_argument("--split", choices=("train", "valid", "test", "all"), default="train",
+                   help="the CelebA folder's images to use (default train)")
     p.add_argument("--attr", nargs="+", help="attributes (names or column numbers); default all")
     p.add_argument("--scale", type=float, default=directions.DEMO_SCALE,
                    help=f"multiplies the mean difference (the demo's {directions.DEMO_SCALE})")
     p.add_argument("--max_images", type=int, help="use at most this many images")
-    p.add_argument("--out", required=True, help="the .npz of directions")
+    p.add_argument("--out", required=True, help="the .npz of directions (names, counts); or an .npy: the bare "
+                                                "float32 [40, D] of the demo's z_manipulate.npy")
     _encode_options(p)
 
     p = sub.add_parser("manipulate", parents=common,

@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from glow_tf.io import atomic_path
 from glow_tf.latents import check_alphas, check_count, save_npz
 
 DEMO_SCALE = 1.6  # demo/get_manipulators.py: z_manipulate = 1.6 * (mean with - mean without)
@@ -144,6 +145,16 @@ def save_directions(path, directions, names, scale=DEMO_SCALE, n_with=None, n_wi
         raise ValueError(f"expected directions [A, D] and A names, got {directions.shape} and {len(names)} names")
     extra = {k: np.asarray(v) for k, v in (("n_with", n_with), ("n_without", n_without)) if v is not None}
     save_npz(path, directions=directions, names=np.asarray(names), scale=np.float32(scale), **extra)
+
+
+def save_z_manipulate(path, directions):
+    """Writes directions [40, D] as get_manipulators.py saves z_manipulate.npy: a bare float32 array, CelebA's
+    40 attributes in CELEBA_ATTRIBUTES order, none flipped (load_directions applies the demo's corrections)."""
+    directions = np.asarray(directions, np.float32)
+    if directions.ndim != 2 or len(directions) != len(CELEBA_ATTRIBUTES):
+        raise ValueError(f"z_manipulate.npy holds CelebA's 40 directions [40, D]; got shape {directions.shape}")
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, directions)
 
 
 def load_directions(path, n_dims=None):

@@ -136,13 +136,13 @@ def build_state(args, glow):
     if args.connection_limit < args.threads:
         raise ValueError(f"--connection_limit {args.connection_limit}: expected at least --threads ({args.threads})")
     logdir = args.logdir if args.logdir and os.path.isdir(args.logdir) else None
-    checkpoint = args.restore_path or find_checkpoint(args.logdir, args.which)
+    checkpoint = args.graph or args.restore_path or find_checkpoint(args.logdir, args.which)
     found, examples, labels, flags = prepare(glow, logdir, checkpoint, args.directions, args.data_dir,
                                              class_dirs=not args.no_class_directions, batch_size=args.batch_size)
     problem = flags.get("problem")
-    name = os.path.basename(os.path.normpath(args.logdir or args.restore_path))
+    name = os.path.basename(os.path.normpath(args.graph or args.logdir or args.restore_path))
     title = f"Glow demo: {name}" + (f" ({problem})" if problem and problem != name else "")
-    return DemoState(glow, found, examples, labels, align_default=args.align or problem == "celeba", title=title)
+    return DemoState(glow, found, examples, labels, align_default=args.align or problem == "celeba" or bool(args.graph), title=title)
 
 
 def on_device(app, device):
