@@ -49,8 +49,17 @@ import tensorflow as tf
 
 from data_loaders import core
 from data_loaders.arrays import ArrayStream, shard
-from glow_tf.directions import CELEBA_ATTRIBUTES
-from glow_tf.seeds import loader_seed
+from data_loaders.core import loader_seed
+
+# The 40 CelebA attributes, in list_attr_celeba.txt's order (the TFRecords' `attr` field and the
+# original demo's z_manipulate.npy rows follow it too).
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
+    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
+    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
+    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
+    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
+    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young")
 
 IMAGE_DIR = "img_align_celeba"
 ATTRIBUTE_FILE = "list_attr_celeba.txt"

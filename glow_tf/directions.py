@@ -9,19 +9,11 @@ import os
 
 import numpy as np
 
+from data_loaders.celeba import CELEBA_ATTRIBUTES  # noqa: F401 (the directions' order; re-exported)
 from glow_tf.io import atomic_path
 from glow_tf.latents import check_alphas, check_count, save_npz
 
 DEMO_SCALE = 1.6  # demo/get_manipulators.py: z_manipulate = 1.6 * (mean with - mean without)
-
-# The 40 CelebA attributes, in CelebA's (and the TFRecords' `attr` field's) order: demo/model.py _TAGS.
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
-    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open",
-    "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young")
 
 # demo/model.py corrects its z_manipulate.npy when loading it: these two point the wrong way (their
 # slider moves towards "beard" and "old"), and Narrow_Eyes is too weak.
