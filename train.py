@@ -121,6 +121,14 @@ def build_parser():
                         help="Evaluate and sample with the Polyak-averaged weights (the original used the raw "
                              "weights: 0)")
     parser.add_argument("--jit", type=int, default=0, help="Compile the training step with XLA (jit_compile)")
+    parser.add_argument("--backprop", type=str, default=None, choices=["store", "checkpoint", "reversible"],
+                        help="How gradients are computed: store every activation, checkpoint (recompute each flow "
+                             "step), or reversible (rebuild each step's input by its inverse; docs/reversible.md). "
+                             "Default: --gradient_checkpointing decides (1: checkpoint, the original's default; "
+                             "0: store); --backprop checkpoint with --gradient_checkpointing 0 is an error")
+    parser.add_argument("--reversible_check_every", type=int, default=0,
+                        help="With --backprop reversible: every N steps compare each level's rebuilt input with the "
+                             "stored one and warn above 1e-4 relative error (0: off)")
     parser.add_argument("--epochs_checkpoint", type=int, default=1,
                         help="Epochs between checkpoints of the latest state (for resume)")
     parser.add_argument("--keep_checkpoints", type=int, default=3, help="Latest checkpoints kept")
@@ -296,7 +304,7 @@ def build_model(args, shape, config, data, dist, restore_kind, prefix):
                 glow.initialize(x, y if config.ycond else None, seed=init_seed)
         elif dist.is_chief:
             glow.initialize(x, y if config.ycond else None, seed=init_seed)
-    glow.gradient_checkpointing = bool(args.gradient_checkpointing)
+    glow.configure_backprop(args.backprop, args.gradient_checkpointing, args.reversible_check_every)
     optimizer = Optimizer(glow.trainable_variables, kind=args.optimizer, beta1=args.beta1,
                           beta2=beta2_from(shape.train_its, args.polyak_epochs), weight_decay=args.weight_decay)
     if restore_kind == "run":
