@@ -6,7 +6,8 @@ computing its gradients: --backprop store, checkpoint and reversible.
     python bench/memory.py --config celeba --batch 1 --depths 32   # the CelebA-HQ 256 model
     python bench/memory.py --quick         # a tiny model (for the tests)
 
-Each measurement runs in a fresh process, one at a time (so that the timings see the same machine):
+Each measurement runs in a fresh process, one at a time by default (`--parallel N` runs N at once,
+which makes the timings compete with each other):
 build the model and its step, run two warm-up steps, give freed memory back to the system
 (malloc_trim), reset the kernel's high-water mark (/proc/self/clear_refs), run one step and read the
 peak resident set size (VmHWM); then time `--steps` more steps. The figures:
@@ -105,6 +106,8 @@ def main(argv=None):
     p.add_argument("--depths", default=None, help="comma-separated depths (default: K, 2K, 4K)")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated backprop modes")
     p.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
+    p.add_argument("--parallel", type=int, default=None,
+                   help="measurements run at a time (default 1, for comparable timings; 3 with --quick)")
     p.add_argument("--quick", action="store_true", help="a tiny model (for the tests)")
     p.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -114,6 +117,9 @@ def main(argv=None):
         return 0
     if args.batch < 1:
         p.error(f"--batch {args.batch}: expected a positive integer")
+    args.parallel = args.parallel or (3 if args.quick else 1)
+    if args.parallel < 1:
+        p.error(f"--parallel {args.parallel}: expected a positive integer")
     if args.steps < 1:
         p.error(f"--steps {args.steps}: expected a positive integer")
     modes = args.modes.split(",")
@@ -129,11 +135,13 @@ def main(argv=None):
         p.error(f"--depths {args.depths!r}: expected comma-separated positive integers")
     common.emit({"bench": "memory", "machine": common.machine()})
     results = {}
-    for depth in depths:
-        for mode in modes:  # one process at a time: the timings compare like with like
-            spec = {"config": {**cfg, "depth": depth}, "batch": batch, "backprop": mode, "steps": args.steps}
+    keys = [(depth, mode) for depth in depths for mode in modes]
+    for i in range(0, len(keys), args.parallel):  # --parallel 1: the timings compare like with like
+        procs = {(depth, mode): start_one({"config": {**cfg, "depth": depth}, "batch": batch, "backprop": mode,
+                                           "steps": args.steps}) for depth, mode in keys[i:i + args.parallel]}
+        for (depth, mode), proc in procs.items():
             results[(depth, mode)] = {"bench": "memory", "config": name, "batch": batch, "depth": depth,
-                                      "backprop": mode, **finish_one(start_one(spec))}
+                                      "backprop": mode, "parallel": args.parallel, **finish_one(proc)}
             print(json.dumps({"partial": True, **results[(depth, mode)]}), file=sys.stderr, flush=True)
     rows = []
     for (depth, mode), r in results.items():
