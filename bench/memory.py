@@ -117,7 +117,7 @@ def main(argv=None):
         return 0
     if args.batch < 1:
         p.error(f"--batch {args.batch}: expected a positive integer")
-    args.parallel = args.parallel or (3 if args.quick else 1)
+    args.parallel = (3 if args.quick else 1) if args.parallel is None else args.parallel
     if args.parallel < 1:
         p.error(f"--parallel {args.parallel}: expected a positive integer")
     if args.steps < 1:
