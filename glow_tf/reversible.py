@@ -129,7 +129,10 @@ def reversible_steps(steps, x, level=0, monitor=None):
             totals = {}
             out = z
             for step in reversed(steps):
-                inp = rebuild_input(step, out)
+                # After the step above is done: otherwise the executor may run the whole chain of
+                # inverses ahead (it depends on z only) and hold every rebuilt input at once.
+                with tf.control_dependencies([dz]):
+                    inp = rebuild_input(step, tf.identity(out))
                 params = step.trainable_variables
                 with tf.GradientTape(watch_accessed_variables=False) as tape:
                     tape.watch(inp)
