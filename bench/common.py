@@ -255,10 +255,11 @@ def literal_layers():
                                                    * tf.exp(self.logs * self.logscale_factor))
 
 
-def our_train_step(config, batch, jit=False, ckpt=False, seed=0):
+def our_train_step(config, batch, jit=False, ckpt=False, seed=0, backprop=None):
     """(glow, optimizer, step, (x, y, lr)): train.py's real training step (make_train_step with a
     single-process Distributed) for a config dict, after data-dependent init on one fixed batch of
-    random uint8 images (also the batch the step is timed on)."""
+    random uint8 images (also the batch the step is timed on). `backprop` (store, checkpoint,
+    reversible), when given, overrides `ckpt`."""
     import math
 
     import numpy as np
@@ -273,7 +274,7 @@ def our_train_step(config, batch, jit=False, ckpt=False, seed=0):
     glow = Glow(config, seed=seed)
     x = random_images(batch, config.image_size)
     glow.initialize(x, seed=[seed, 0])  # fixed init noise: equal seeds give equal models
-    glow.gradient_checkpointing = bool(ckpt)
+    glow.backprop = backprop or ("checkpoint" if ckpt else "store")
     optimizer = Optimizer(glow.trainable_variables, beta2=beta2_from(math.ceil(50000 / batch)))
     step = make_train_step(glow, optimizer, Distributed(), seed=0, jit=bool(jit))
     return glow, optimizer, step, (tf.constant(x), tf.constant(np.zeros(batch, np.int32)), tf.constant(1e-4))

@@ -28,6 +28,7 @@ from glow_tf.bijectors.networks import LinearZeros
 from glow_tf.bijectors.top_prior import TopPrior
 from glow_tf import directions as direction_ops
 from glow_tf import latents as latent_ops
+from glow_tf import reversible
 from glow_tf.compiled import batches, compiled
 from glow_tf.config import GlowConfig
 from glow_tf.latents import eps_sizes
@@ -111,9 +112,12 @@ class Glow(tf.Module):
         if not isinstance(config, GlowConfig):
             raise TypeError(f"config must be a GlowConfig, got {type(config).__name__}")
         self.config = config
-        # Recompute each flow step's activations in the backward pass instead of keeping them
-        # (the original's --gradient_checkpointing 1, there via memory_saving_gradients).
-        self.gradient_checkpointing = False
+        # How a training step's gradients are computed (glow_tf.reversible): "store" keeps every
+        # activation; "checkpoint" recomputes each flow step's activations in the backward pass (the
+        # original's --gradient_checkpointing 1, there via memory_saving_gradients); "reversible"
+        # rebuilds each step's input from its output. All three compute the same gradients.
+        self.backprop = "store"
+        self._reversible_monitor = None
         rng = np.random.RandomState(seed)
         with self.name_scope:
             shapes = config.level_shapes
@@ -122,6 +126,53 @@ class Glow(tf.Module):
             self.top_prior = TopPrior(config.top_shape, config.learntop, config.ycond, config.n_y)
             c_top = config.top_shape[-1]
             self.classifier = LinearZeros(c_top, config.n_y, name="classifier") if config.has_classifier else None
+
+    @property
+    def backprop(self):
+        return self._backprop
+
+    @backprop.setter
+    def backprop(self, mode):
+        if mode not in reversible.BACKPROP_MODES:
+            raise ValueError(f"backprop {mode!r}: expected one of {', '.join(reversible.BACKPROP_MODES)}")
+        self._backprop = mode
+
+    @property
+    def gradient_checkpointing(self):
+        """The original's flag, kept: True is backprop "checkpoint"; setting False turns "checkpoint"
+        into "store" and leaves "reversible" alone."""
+        return self.backprop == "checkpoint"
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, on):
+        if on:
+            self.backprop = "checkpoint"
+        elif self.backprop == "checkpoint":
+            self.backprop = "store"
+
+    def configure_backprop(self, backprop=None, gradient_checkpointing=1, reversible_check_every=0):
+        """Sets `backprop` from train.py's flags (`reversible.backprop_mode`: --backprop decides when
+        given, else --gradient_checkpointing; ValueError on a contradiction) and the reversible guard."""
+        mode = reversible.backprop_mode(backprop, gradient_checkpointing)
+        if reversible_check_every and mode != "reversible":
+            raise ValueError(f"--reversible_check_every {reversible_check_every} checks reversible backprop; "
+                             f"this run's is {mode!r} (add --backprop reversible, or drop the check)")
+        if reversible_check_every < 0:
+            raise ValueError(f"--reversible_check_every {reversible_check_every}: expected N >= 0 (0: off)")
+        self.backprop = mode
+        self.set_reversible_check(reversible_check_every)
+
+    def set_reversible_check(self, every, threshold=reversible.DEFAULT_CHECK_THRESHOLD):
+        """The reversible mode's guard: on every `every`-th training step, each level's input rebuilt
+        in the backward pass is compared with the stored one, and a relative error above `threshold`
+        is warned about on stderr. `every` 0 switches it off. Call eagerly, before building the step.
+        The last check's errors per level are in `reversible_monitor.errors`."""
+        self._reversible_monitor = (None if not every else
+                                    reversible.ReconstructionMonitor(len(self.levels), every, threshold))
+
+    @property
+    def reversible_monitor(self):
+        return self._reversible_monitor
 
     # --- pixels <-> the model's continuous input --------------------------------------------------
     def preprocess(self, x):
@@ -161,11 +212,15 @@ class Glow(tf.Module):
         z = squeeze2d(x)
         log_det = tf.zeros([tf.shape(x)[0]])
         eps = []
-        recompute = self.gradient_checkpointing and not ddi_active()
-        for level in self.levels:
-            for step in level.steps:
-                z, ld = tf.recompute_grad(step.encode)(z) if recompute else step.encode(z)
+        mode = "store" if ddi_active() else self.backprop  # the init assigns as it goes: always plain
+        for i, level in enumerate(self.levels):
+            if mode == "reversible":
+                z, ld = reversible.reversible_steps(level.steps, z, i, self._reversible_monitor)
                 log_det += ld
+            else:
+                for step in level.steps:
+                    z, ld = tf.recompute_grad(step.encode)(z) if mode == "checkpoint" else step.encode(z)
+                    log_det += ld
             if level.split is not None:
                 z1, z2 = tf.split(z, 2, axis=-1)
                 e, ld = level.split.standardise(z1, z2)

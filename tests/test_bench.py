@@ -108,13 +108,14 @@ def test_sample_speed_quick():
 def test_memory_quick():
     proc, records = run_bench("memory.py", "--quick")
     rows = records[1:]
-    assert sorted((r["depth"], r["gradient_checkpointing"]) for r in rows) == [(2, 0), (2, 1), (4, 0), (4, 1)]
+    modes = ("checkpoint", "reversible", "store")
+    assert sorted((r["depth"], r["backprop"]) for r in rows) == [(d, m) for d in (2, 4, 8) for m in modes]
     for r in rows:
         assert "error" not in r, r
-        assert_finite(r, ["step_mb", "peak_rss_mb", "rss_before_mb"])
+        assert_finite(r, ["step_mb", "peak_rss_mb", "rss_before_mb", "step_s", "speed_vs_checkpoint"])
         assert r["peak_rss_mb"] >= r["rss_before_mb"] and r["finite"]
-    by = {(r["depth"], r["gradient_checkpointing"]): r for r in rows}
-    assert by[(4, 0)]["params"] > by[(2, 0)]["params"]
+    by = {(r["depth"], r["backprop"]): r for r in rows}
+    assert by[(4, "store")]["params"] > by[(2, "store")]["params"] == by[(2, "reversible")]["params"]
     assert_all_numbers_finite(records)
 
 

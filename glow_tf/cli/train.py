@@ -131,6 +131,14 @@ def build_parser():
     parser.add_argument("--elastic_commit_steps", type=int, default=100,
                         help="With --elastic 1: steps between in-memory commits (and at every epoch end); a "
                              "lost worker costs at most the steps since the last commit")
+    parser.add_argument("--backprop", type=str, default=None, choices=["store", "checkpoint", "reversible"],
+                        help="How gradients are computed: store every activation, checkpoint (recompute each flow "
+                             "step), or reversible (rebuild each step's input by its inverse; docs/reversible.md). "
+                             "Default: --gradient_checkpointing decides (1: checkpoint, the original's default; "
+                             "0: store); --backprop checkpoint with --gradient_checkpointing 0 is an error")
+    parser.add_argument("--reversible_check_every", type=int, default=0,
+                        help="With --backprop reversible: every N steps compare each level's rebuilt input with the "
+                             "stored one and warn above 1e-4 relative error (0: off)")
     parser.add_argument("--deterministic", type=int, default=0, choices=(0, 1),
                         help="TensorFlow's op determinism (1): deterministic cuDNN/XLA kernels on GPU, so that a "
                              "run and its --resume repeat bit for bit there too; slower (docs/training.md)")

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from glow_tf.checkpoint import CHECKPOINT_DIRS, list_checkpoints
 from glow_tf.config import GlowConfig
+from glow_tf import reversible
 from glow_tf.errors import ConfigError
 
 # Flags each worker may set for itself: they do not change what is computed (the chief alone reads
@@ -86,6 +87,8 @@ class TrainConfig:
     lu: bool
     use_ema: int
     jit: int
+    backprop: str | None
+    reversible_check_every: int
     epochs_checkpoint: int
     keep_checkpoints: int
     max_nonfinite_steps: int
@@ -116,6 +119,15 @@ class TrainConfig:
         if self.inference and not self.restore_source():
             raise ConfigError("--inference needs --restore_path (the original silently encoded with an untrained "
                               "model)")
+        try:
+            mode = reversible.backprop_mode(self.backprop, self.gradient_checkpointing)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if self.reversible_check_every < 0:
+            raise ConfigError(f"--reversible_check_every {self.reversible_check_every}: expected N >= 0 (0: off)")
+        if self.reversible_check_every and mode != "reversible":
+            raise ConfigError(f"--reversible_check_every {self.reversible_check_every} checks reversible backprop; "
+                              f"this run's is {mode!r} (add --backprop reversible, or drop the check)")
         if self.elastic not in (0, 1):
             raise ConfigError(f"--elastic {self.elastic}: expected 0 or 1")
         if self.elastic and (self.inference or self.init_allreduce):
@@ -146,7 +158,7 @@ class TrainConfig:
 
     def configure(self, glow):
         """Sets how `glow` computes (not what): the flags that are no part of its GlowConfig."""
-        glow.gradient_checkpointing = bool(self.gradient_checkpointing)
+        glow.configure_backprop(self.backprop, self.gradient_checkpointing, self.reversible_check_every)
 
     # --- the loop's schedule -------------------------------------------------------------------------
     @property
