@@ -281,4 +281,5 @@ def test_train_py_contradicting_flags(tmp_path):
     proc = _train(["--epochs", "1", "--backprop", "checkpoint", "--gradient_checkpointing", "0"], tmp_path)
     assert proc.returncode != 0
     assert "--backprop checkpoint contradicts --gradient_checkpointing 0" in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 3, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.returncode == 2, proc.stderr  # a usage error, before any work
+    assert proc.stderr.strip().splitlines()[-1].startswith("train.py: error: --backprop checkpoint"), proc.stderr
