@@ -29,6 +29,7 @@ from horovod.common.elastic import ObjectState, run_fn
 from horovod.common.exceptions import HorovodInternalError
 
 from glow_tf.errors import WorldError
+from glow_tf.seeds import worker_seed
 from glow_tf.training import loop
 from glow_tf.training.hooks import ElasticCommits, default_hooks
 from glow_tf.training.restore import restore_data_position
@@ -146,6 +147,7 @@ def train_elastic(run, plan):
     def train(elastic_state):
         dist, config = run.dist, run.config
         run.resumed, run.progress = elastic_state.resumed, elastic_state.progress
+        run.seed = worker_seed(config.seed, dist.rank, dist.size)  # the original's per-worker seed, in this world
         with dist.stop_together():
             run.data = run.load_data(config, dist)  # this worker's shard of the new world
         run.shape = dataclasses.replace(run_shape(config, run.data, dist.size, run.model_config),
