@@ -3,7 +3,7 @@
 original release when --original_dir is given, all timed in the same run, interleaved.
 
     python bench/sample_speed.py                      # CelebA-HQ at batch 1, CIFAR-10 at batch 64
-    python bench/sample_speed.py --configs celeba --original_dir /tmp/openai_glow
+    python bench/sample_speed.py --configs celeba --original_dir path/to/openai_glow
     python bench/sample_speed.py --quick              # a tiny model (for the tests)
 
 Variants (the models are untrained: the latency does not depend on the weights):

@@ -3,7 +3,7 @@
 release when --original_dir is given), all timed in the same run, interleaved.
 
     python bench/train_speed.py                       # bench and CIFAR-10 configurations
-    python bench/train_speed.py --configs bench --original_dir /tmp/openai_glow --proposed
+    python bench/train_speed.py --configs bench --original_dir path/to/openai_glow --proposed
     python bench/train_speed.py --quick               # a tiny model, seconds; what the tests run
 
 Ours is `glow_tf.training.make_train_step` (objective, gradients, adamax, Polyak update, skip on

@@ -155,9 +155,11 @@ class OriginalGraph:
                 f"{c.n_bits_x}-bit, noise {'fed' if self.noise_op else 'drawn by the graph'})")
 
     def _check_y(self, y):
-        if y is not None:
-            raise ValueError(f"class labels y={latent_ops.short(y)} given, but the original graph is run "
-                             f"unconditionally (label 0, as the original demo)")
+        """The package's label rule for an unconditional model (latents.check_labels): no labels."""
+        try:
+            latent_ops.check_labels(self.config, y, 1)
+        except ValueError as e:
+            raise ValueError(f"{e}: the original graph is run unconditionally (label 0, as the original demo)") from None
 
     def encode(self, images, y=None, noise="random", seed=None, batch_size=64, progress=False):
         """uint8 images [N, S, S, 3] -> latents float32 [N, D] (the demo's encode); `noise` as

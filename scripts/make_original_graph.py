@@ -34,7 +34,7 @@ writes into --out:
               `dec_x` uint8 the decoder's output for those, all computed by a TF1 session on graph.pb
   meta.json   the hyper-parameters, the tensor names, the original's commit, TensorFlow's version
 
-  python scripts/make_original_graph.py --original_dir /tmp/openai_glow --out tests/fixtures/original_graph \\
+  python scripts/make_original_graph.py --original_dir path/to/openai_glow --out tests/fixtures/original_graph \\
       --original_commit 91b2c577a5c110b2b38761fc56d81f7d87f077c1
 """
 import argparse

@@ -33,12 +33,12 @@ worker, `--anchor_size` equal to the image size so that the local batch is `n_ba
 Everything runs on one CPU thread from fixed seeds, and the .npz files are written without
 timestamps, so a re-run with the same TensorFlow writes the same bytes.
 
-  python scripts/make_training_reference.py --original_dir /tmp/openai_glow --preset all \\
+  python scripts/make_training_reference.py --original_dir path/to/openai_glow --preset all \\
       --original_commit 91b2c577a5c110b2b38761fc56d81f7d87f077c1 \\
       --out tests/fixtures/original_training
-  python scripts/make_training_reference.py --original_dir /tmp/openai_glow --out /tmp/my_case \\
+  python scripts/make_training_reference.py --original_dir path/to/openai_glow --out path/to/my_case \\
       --image_size 16 --n_levels 2 --depth 3 --width 32 --flow_coupling 1 --learntop
-  python scripts/make_training_reference.py --original_dir /tmp/openai_glow --random 12 --random_seed 141 \\
+  python scripts/make_training_reference.py --original_dir path/to/openai_glow --random 12 --random_seed 141 \\
       --original_commit 91b2c577a5c110b2b38761fc56d81f7d87f077c1 --out tests/fixtures/original_training
 """
 import argparse
