@@ -45,7 +45,7 @@ FACE_ORDER = ("Smiling", "Young", "Narrow_Eyes", "Blond_Hair", "No_Beard", "Pale
               "Black_Hair", "Bald", "Wavy_Hair", "Bangs", "Gray_Hair", "Heavy_Makeup", "Mustache", "Wearing_Hat",
               "Wearing_Lipstick", "Brown_Hair", "Straight_Hair", "Goatee")
 # what the page calls a direction in the demo's sense (the original page's words for the flipped two)
-FACE_LABELS = {"Young": "Age", "No_Beard": "Beard", "Blond_Hair": "Blond Hair"}
+FACE_LABELS = {"Young": "Age", "No_Beard": "Beard", "5_o_Clock_Shadow": "5 o'Clock Shadow"}
 _log = logging.getLogger("glow_tf.demo")
 
 
