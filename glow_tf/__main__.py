@@ -501,11 +501,14 @@ def build_parser(prog=None):
                    help="seconds a client has to send a whole request, and an idle connection stays open (default 60)")
     p.add_argument("--connection_limit", type=int, default=100, help="open connections at most (default 100)")
     p.add_argument("--align", action="store_true",
-                   help="tick the page's 'align face' box by default (RGB models of 64 px or more)")
+                   help="tick the page's 'align face' box by default (RGB models of 64 px or more; face models "
+                        "have it ticked anyway)")
     p.add_argument("--data_dir", help="the run's data, if moved (default: the run's --data_dir); its test images are "
                                       "the examples and, with labels, give the class directions")
     p.add_argument("--no_class_directions", action="store_true",
                    help="do not compute class directions from the run's labelled data")
+    p.add_argument("--examples", help="a folder of photos to offer as the examples (the first 8 by name; aligned "
+                                      "for face models); default: the run's held-out images, else samples")
     return parser
 
 

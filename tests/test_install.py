@@ -395,6 +395,7 @@ def test_the_wheel_holds_the_packages_the_configs_and_the_command(tmp_path):
         metadata = z.read(f"{info}/METADATA").decode()
     assert {"glow_tf/__init__.py", "glow_tf/__main__.py", "glow_tf/cli/main.py", "glow_tf/cli/quiet.py",
             "glow_tf/bijectors/coupling.py", "glow_tf/demo/static/index.html", "glow_tf/demo/static/demo.js",
+            "glow_tf/demo/models/face_detection_yunet_2026may.onnx", "glow_tf/demo/models/LICENSE-yunet",
             "data_loaders/__init__.py", "data_loaders/image_files.py", "configs/__init__.py", "configs/digits.py"} <= names
     assert not [n for n in names if n.split("/")[0] in ("tests", "bench", "scripts", "train.py", "sample.py")]
     assert entry_points.split() == ["[console_scripts]", "glow-tf", "=", "glow_tf.cli.main:main"]

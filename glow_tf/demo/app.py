@@ -40,7 +40,7 @@ UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # the only decoders trie
 MAX_POINTS = 33  # frames of a range strip
 STORE_BYTES = 256 * 1024 * 1024  # latents kept for the ids handed out
 STORE_ENTRY_OVERHEAD = 512  # bytes of Python objects per kept latent (its array, key, tuple, dict node)
-ALIGN_MIN_SIZE = 64  # face alignment is offered for RGB models at least this large
+ALIGN_MIN_SIZE = 64  # face alignment is offered for RGB models at least this large, and for face models of any size
 _log = logging.getLogger("glow_tf.demo")
 
 
@@ -147,10 +147,12 @@ class DemoState:
       examples: uint8 [N, H, W, C] images offered for picking (and their classes `example_labels`).
       align_default: whether the page's "align face" box starts ticked.
       title: shown on the page.
+      face: a face model (a CelebA run, OpenAI's graph): alignment is offered whatever its size.
+      labels: {direction name: what the page calls it} (default: the name, underscores as spaces).
     """
 
     def __init__(self, glow, directions=None, examples=None, example_labels=None, align_default=False,
-                 title="Glow demo"):
+                 title="Glow demo", face=False, labels=None):
         cfg = glow.config
         self.glow, self.config, self.title = glow, cfg, title
         self.directions = {str(k): np.asarray(v, np.float32) for k, v in (directions or {}).items()}
@@ -165,7 +167,9 @@ class DemoState:
                          if examples is None else latent_ops.check_images(cfg, examples))
         self.example_labels = (None if example_labels is None or not cfg.ycond
                                else latent_ops.check_labels(cfg, np.asarray(example_labels), len(self.examples)))
-        self.can_align = cfg.n_channels == 3 and cfg.image_size >= ALIGN_MIN_SIZE
+        self.face = bool(face)
+        self.labels = {n: (labels or {}).get(n, n.replace("_", " ")) for n in self.names}
+        self.can_align = cfg.n_channels == 3 and (cfg.image_size >= ALIGN_MIN_SIZE or self.face)
         self.align_default = bool(align_default) and self.can_align
         self.store = LatentStore(max(64, STORE_BYTES // (4 * cfg.n_dims + STORE_ENTRY_OVERHEAD)))
 
@@ -217,7 +221,8 @@ class DemoState:
         cfg = self.config
         return {"title": self.title, "image_size": cfg.image_size, "channels": cfg.n_channels,
                 "n_levels": cfg.n_levels, "n_dims": cfg.n_dims, "ycond": cfg.ycond,
-                "n_y": cfg.n_y if cfg.ycond else None, "directions": self.names,
+                "n_y": cfg.n_y if cfg.ycond else None, "directions": self.names, "labels": self.labels,
+                "face": self.face,
                 "can_align": self.can_align, "align_default": self.align_default,
                 "examples": len(self.examples), "max_upload_bytes": MAX_UPLOAD_BYTES, "max_pixels": MAX_PIXELS,
                 "max_aspect": MAX_ASPECT, "max_points": MAX_POINTS}
@@ -323,8 +328,9 @@ def create_app(state, static_folder=None):
             align = request.form.get("align", "0").lower() in ("1", "true", "on", "yes")
             if align:
                 if not state.can_align:
-                    raise ApiError(f"face alignment applies to RGB models of at least {ALIGN_MIN_SIZE} px; this one "
-                                   f"is {state.config.image_size} px with {state.config.n_channels} channel(s)")
+                    raise ApiError(f"face alignment applies to RGB models of at least {ALIGN_MIN_SIZE} px and to face "
+                                   f"models; this one is {state.config.image_size} px with {state.config.n_channels} "
+                                   f"channel(s)")
                 from glow_tf.demo.align import align_face  # noqa: PLC0415 (OpenCV only when asked)
 
                 face = align_face(np.asarray(pil))

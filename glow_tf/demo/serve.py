@@ -23,7 +23,7 @@ from waitress.utilities import BadRequest, RequestEntityTooLarge, RequestHeaderF
 
 from glow_tf.checkpoint import find_checkpoint
 from glow_tf.demo.app import MAX_UPLOAD_BYTES, DemoState, create_app
-from glow_tf.demo.startup import prepare
+from glow_tf.demo.startup import face_labels, is_face_model, prepare, run_flags
 
 REQUEST_TIMEOUT = 60  # seconds for a whole request (a 10 MB upload at 1.5 Mbit/s) and for an idle connection
 CONNECTION_LIMIT = 100  # open connections; more wait in the listen backlog
@@ -137,12 +137,15 @@ def build_state(args, glow):
         raise ValueError(f"--connection_limit {args.connection_limit}: expected at least --threads ({args.threads})")
     logdir = args.logdir if args.logdir and os.path.isdir(args.logdir) else None
     checkpoint = args.graph or args.restore_path or find_checkpoint(args.logdir, args.which)
+    face = is_face_model(run_flags(logdir), args.graph)
     found, examples, labels, flags = prepare(glow, logdir, checkpoint, args.directions, args.data_dir,
-                                             class_dirs=not args.no_class_directions, batch_size=args.batch_size)
+                                             class_dirs=not args.no_class_directions, batch_size=args.batch_size,
+                                             face=face, examples_dir=args.examples)
     problem = flags.get("problem")
     name = os.path.basename(os.path.normpath(args.graph or args.logdir or args.restore_path))
     title = f"Glow demo: {name}" + (f" ({problem})" if problem and problem != name else "")
-    return DemoState(glow, found, examples, labels, align_default=args.align or problem == "celeba" or bool(args.graph), title=title)
+    return DemoState(glow, found, examples, labels, align_default=args.align or face, title=title, face=face,
+                     labels=face_labels(found) if face else None)
 
 
 def on_device(app, device):

@@ -107,7 +107,7 @@ function buildSliders(projection) {
     const row = document.createElement("div");
     row.className = "slider";
     const title = document.createElement("span");
-    title.textContent = name.replace(/_/g, " ");
+    title.textContent = (state.info.labels || {})[name] || name.replace(/_/g, " ");
     const slider = document.createElement("input");
     Object.assign(slider, {type: "range", step: "0.01", min: Math.min(-2, p - 1).toFixed(2),
                            max: Math.max(2, p + 1).toFixed(2)});
@@ -156,7 +156,7 @@ async function manipulateRange(name) {
   const alphas = offsets();
   delete alphas[name];
   await showRange(`/api/manipulate_range`, {id: state.current.id, attr: name, points: 7, alphas},
-                  `${name.replace(/_/g, " ")}: -1 .. +1`);
+                  `${(state.info.labels || {})[name] || name.replace(/_/g, " ")}: -1 .. +1`);
 }
 
 async function showRange(path, body, title) {
