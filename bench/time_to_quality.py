@@ -191,7 +191,11 @@ def summarize(result):
         out[f"{name}_steps_per_cpu_s"] = timed / side["train_cpu_s"] if side["train_cpu_s"] else None
         out[f"{name}_train_s"], out[f"{name}_train_cpu_s"] = side["train_s"], side["train_cpu_s"]
         out[f"{name}_build_s"], out[f"{name}_first_step_s"] = side["build_s"], side["first_step_s"]
-        out[f"{name}_final_test_bits_x"] = side["points"][-1]["test_bits_x"]
+        # at the end of the budget (ours may have trained on, see run_sides)
+        out[f"{name}_final_test_bits_x"] = side["points"][side.get("points_in_budget", len(side["points"])) - 1][
+            "test_bits_x"]
+    u_in = u.get("points_in_budget", len(u["points"]))
+    out["ours_overtime_evaluations"] = len(u["points"]) - u_in  # evaluations after the budget (see run_sides)
     out["speed_ratio_wall"] = _ratio(out["ours_steps_per_s"], out["original_steps_per_s"])
     out["speed_ratio_cpu"] = _ratio(out["ours_steps_per_cpu_s"], out["original_steps_per_cpu_s"])
     diffs = equal_step_differences(o["points"], u["points"])
@@ -249,12 +253,15 @@ class Side:
     def lr(self):
         return warmup_lr_original(self.spec["lr"], self.step * self.spec["batch"], self.spec["n_warmup"])
 
-    def train(self, seconds):
-        """Trains until this slice has used `seconds` of training wall time or the budget is spent."""
-        spec, used, new = self.spec, 0.0, len(self.points)
-        while used < seconds and self.train_s < spec["budget"] and self.step < spec["max_steps"]:
+    def train(self, seconds, budget, target=None):
+        """Trains until this slice has used `seconds` of training wall time, the side has trained `budget`
+        seconds in all, or (with `target`) an evaluation is at or below `target` bits/dim."""
+        spec, used, new, reached = self.spec, 0.0, len(self.points), False
+        while used < seconds and self.train_s < budget and self.step < spec["max_steps"]:
             if self.step % spec["eval_every"] == 0 and self.step not in self._evaluated:
-                self.evaluate()
+                reached = target is not None and self.evaluate()["test_bits_x"] <= target
+                if reached:
+                    break
             x = np.ascontiguousarray(self.x_train[self.stream.indices(self.step)])
             self.hash.update(x.tobytes())
             lr = self.lr()
@@ -269,7 +276,7 @@ class Side:
                 self.train_cpu_s += dc
             self.step += 1
             self._train_bits.append(float(bits))
-        done = self.train_s >= spec["budget"] or self.step >= spec["max_steps"]
+        done = reached or self.train_s >= budget or self.step >= spec["max_steps"]
         if done and self.step not in self._evaluated:
             self.evaluate()
         return {"step": self.step, "train_s": self.train_s, "train_cpu_s": self.train_cpu_s, "done": done,
@@ -380,7 +387,7 @@ def worker_main(side, spec_json):
         cmd = line.split()
         if not cmd or cmd[0] == "quit":
             break
-        common.emit(s.train(float(cmd[1])), proto)
+        common.emit(s.train(*map(float, cmd[1:])), proto)
     return 0
 
 
@@ -406,8 +413,8 @@ class SideWorker:
                                f"{reason[:400]} (its log: {self.log_path})")
         return json.loads(line)
 
-    def train(self, seconds):
-        self.proc.stdin.write(f"train {seconds}\n")
+    def train(self, seconds, budget, target=None):
+        self.proc.stdin.write(f"train {seconds} {budget}{'' if target is None else f' {target!r}'}\n")
         self.proc.stdin.flush()
         self.last = self.read()
         self.done = self.last["done"]
@@ -425,10 +432,19 @@ class SideWorker:
         self._log.close()
 
 
-def run_sides(spec, log_dir, slice_s):
+def run_sides(spec, log_dir, slice_s, overtime):
     """Builds the original (it writes its post-init weights), then ours from them; trains both in
-    alternating slices until both have spent the budget. {side: {points, steps, train_s, ...}}."""
+    alternating slices until both have spent the budget. Then, if ours has not reached the original's
+    final test bits/dim, ours alone trains on until it does or has trained `overtime` x the budget (so
+    that "how much later" has an answer). {side: {points, steps, train_s, ...}}."""
     sides, workers = {}, []
+
+    def turn(w, budget, target=None):
+        out = w.train(slice_s, budget, target)
+        sides[w.side]["points"] += out["points"]
+        common.emit({"bench": "time_to_quality", "side": w.side, **{k: out[k] for k in
+                     ("step", "train_s", "train_cpu_s")}, "points": out["points"]})
+
     try:
         for side in SIDES:  # one after the other: ours reads the weights the original writes
             w = SideWorker(side, spec, log_dir)
@@ -438,11 +454,15 @@ def run_sides(spec, log_dir, slice_s):
         while not all(w.done for w in workers):
             for w in workers[r % 2:] + workers[:r % 2]:  # the order turns every round
                 if not w.done:
-                    out = w.train(slice_s)
-                    sides[w.side]["points"] += out["points"]
-                    common.emit({"bench": "time_to_quality", "side": w.side, **{k: out[k] for k in
-                                 ("step", "train_s", "train_cpu_s")}, "points": out["points"]})
+                    turn(w, spec["budget"])
             r += 1
+        for side in SIDES:
+            sides[side]["points_in_budget"] = len(sides[side]["points"])
+        target, ours = sides["original"]["points"][-1]["test_bits_x"], workers[1]
+        if overtime > 1 and min(p["test_bits_x"] for p in sides["ours"]["points"]) > target:
+            ours.done = False
+            while not ours.done:
+                turn(ours, overtime * spec["budget"], target)
         for w in workers:
             sides[w.side].update({k: w.last[k] for k in ("train_s", "train_cpu_s", "first_step_s", "first_step_cpu_s")},
                                  steps=w.last["step"])
@@ -523,6 +543,9 @@ def draw_plot(result, path):
         for t in y_ticks:
             a.line([(0, px(x0, t)[1]), (pw, px(x0, t)[1])], fill=(232, 232, 232))
         if key == "train_s":
+            bx = px(result["spec"]["budget"], y0)[0]
+            a.line([(bx, 0), (bx, ph)], fill=(150, 150, 150), width=1)
+            a.text((bx - 4, 4), "budget", fill=(110, 110, 110), font=small, anchor="ra")
             ty = px(x0, s["target_test_bits_x"])[1]
             for xx in range(0, pw, 12):
                 a.line([(xx, ty), (xx + 6, ty)], fill=(90, 90, 90), width=1)
@@ -534,7 +557,7 @@ def draw_plot(result, path):
                         a.line([(tx, yy), (tx, yy + 5)], fill=COLOURS[side], width=2)
         for side in SIDES:
             pts = [px(p[key], p["test_bits_x"]) for p in sides[side]["points"]]
-            a.line(pts, fill=COLOURS[side], width=2, joint="curve")
+            a.line(pts, fill=COLOURS[side], width=5 if side == "original" else 2, joint="curve")  # under ours
             for x, y in pts:
                 r = 3
                 if side == "ours":
@@ -617,9 +640,12 @@ def main(argv=None):
     p.add_argument("--out_dir", default=os.path.join("runs", "time_to_quality"),
                    help="points.json and points.csv go here")
     p.add_argument("--plot", default="", help="the PNG (default: OUT_DIR/time_to_quality.png)")
-    p.add_argument("--budget", type=float, default=480.0, help="training seconds of each side (wall clock)")
+    p.add_argument("--budget", type=float, default=360.0, help="training seconds of each side (wall clock)")
     p.add_argument("--slice", type=float, default=30.0, help="training seconds of one side before the other's turn")
-    p.add_argument("--eval_every", type=int, default=250, help="steps between test evaluations")
+    p.add_argument("--overtime", type=float, default=1.5,
+                   help="if ours has not reached the original's final test bits/dim within the budget, it trains on "
+                        "alone until it does, up to this many times the budget (1: never)")
+    p.add_argument("--eval_every", type=int, default=200, help="steps between test evaluations")
     p.add_argument("--n_eval", type=int, default=1000, help="test images evaluated (a fixed subset)")
     p.add_argument("--eval_batch", type=int, default=100, help="images per evaluation batch")
     p.add_argument("--batch", type=int, default=32, help="training images per step")
@@ -647,6 +673,8 @@ def main(argv=None):
     for name in ("budget", "slice"):
         if not getattr(args, name) > 0:
             p.error(f"--{name} {getattr(args, name)}: expected a positive number of seconds")
+    if not args.overtime >= 1:
+        p.error(f"--overtime {args.overtime}: expected a factor >= 1 (1: no training beyond the budget)")
     if args.n_warmup < 0 or not args.lr > 0:
         p.error(f"--n_warmup {args.n_warmup} / --lr {args.lr}: expected n_warmup >= 0 and lr > 0")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -681,7 +709,7 @@ def main(argv=None):
                  "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")})
     os.makedirs(args.out_dir, exist_ok=True)
     try:
-        sides = run_sides(spec, args.out_dir, args.slice)
+        sides = run_sides(spec, args.out_dir, args.slice, args.overtime)
     except RuntimeError as e:
         print(f"time_to_quality: {e}", file=sys.stderr)
         return 1
