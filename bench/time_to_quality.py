@@ -259,7 +259,8 @@ class Side:
         spec, used, new, reached = self.spec, 0.0, len(self.points), False
         while used < seconds and self.train_s < budget and self.step < spec["max_steps"]:
             if self.step % spec["eval_every"] == 0 and self.step not in self._evaluated:
-                reached = target is not None and self.evaluate()["test_bits_x"] <= target
+                bits = self.evaluate()["test_bits_x"]
+                reached = target is not None and bits <= target
                 if reached:
                     break
             x = np.ascontiguousarray(self.x_train[self.stream.indices(self.step)])
