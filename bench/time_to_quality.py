@@ -641,12 +641,12 @@ def main(argv=None):
     p.add_argument("--out_dir", default=os.path.join("runs", "time_to_quality"),
                    help="points.json and points.csv go here")
     p.add_argument("--plot", default="", help="the PNG (default: OUT_DIR/time_to_quality.png)")
-    p.add_argument("--budget", type=float, default=360.0, help="training seconds of each side (wall clock)")
+    p.add_argument("--budget", type=float, default=300.0, help="training seconds of each side (wall clock)")
     p.add_argument("--slice", type=float, default=30.0, help="training seconds of one side before the other's turn")
     p.add_argument("--overtime", type=float, default=1.5,
                    help="if ours has not reached the original's final test bits/dim within the budget, it trains on "
                         "alone until it does, up to this many times the budget (1: never)")
-    p.add_argument("--eval_every", type=int, default=200, help="steps between test evaluations")
+    p.add_argument("--eval_every", type=int, default=100, help="steps between test evaluations")
     p.add_argument("--n_eval", type=int, default=1000, help="test images evaluated (a fixed subset)")
     p.add_argument("--eval_batch", type=int, default=100, help="images per evaluation batch")
     p.add_argument("--batch", type=int, default=32, help="training images per step")
