@@ -194,9 +194,9 @@ def lost(worker, exc=None):
     say(f"lost: {worker.error}")
 
 
-def start(spec, name, config_name):
-    """A Worker for `spec`, or None (with a line) when the memory available cannot hold one."""
-    need, have = GB_PER_WORKER[config_name], mem_available_gb()
+def start(spec, name, need):
+    """A Worker for `spec`, or None (with a line) when the memory available cannot hold `need` GB."""
+    have = mem_available_gb()
     if have < need + 1:
         say(f"skipped: worker {name!r} needs ~{need} GB, {have:.1f} GB available")
         return None
@@ -204,12 +204,12 @@ def start(spec, name, config_name):
     return common.Worker(name, script, spec, env=spec["env"])
 
 
-def build_all(specs, config_name, concurrency):
+def build_all(specs, need, concurrency):
     """Starts the workers (`concurrency` building at once; 1 for the large models, and each checks the
     memory left when it starts); returns those that became ready."""
     workers, ready = [], []
     for name, spec in specs:
-        w = start(spec, name, config_name)
+        w = start(spec, name, need)
         if w is not None:
             workers.append(w)
         if len(workers) >= concurrency or (name, spec) == specs[-1]:
@@ -239,10 +239,10 @@ def interleave(timed, rounds, steps):
     return times
 
 
-def measure(members, rounds, steps, config_name, concurrency):
+def measure(members, rounds, steps, need, concurrency):
     """Builds one worker per process group in `members` ([(name, spec)]), times every setting of
     theirs interleaved; returns ({setting: per-step seconds}, {setting: info or error})."""
-    workers = build_all(members, config_name, concurrency)
+    workers = build_all(members, need, concurrency)
     try:
         timed = [common.Timed(w, s["name"]) for w in workers for s in w.spec["settings"]]
         times = interleave(timed, rounds, steps)
@@ -291,7 +291,8 @@ def summarize(mode, meta, screened, groups_timed):
     screening}; `groups_timed`: [{setting: median s of the finals (None: failed)}], each a group timed
     side by side. Each side's best: the fastest of its finalists in a group that holds all of them,
     else its fastest screened finalist. A ratio compares two settings timed in the same group: the
-    sides' bests, and per kernel library each side's finalist under it. Returns {"best": {side:
+    sides' bests, and per kernel library each side's fastest setting under it (in the first group
+    holding both). Returns {"best": {side:
     setting}, "vs": {other side: ratio of ours' best to its best}, "per_lib": {lib: {other side:
     ratio}}}."""
     sides = sorted({meta[n]["side"] for g in groups_timed for n in g})
@@ -316,11 +317,24 @@ def summarize(mode, meta, screened, groups_timed):
             continue
         out["vs"][side] = side_by_side(best["ours"], best[side])
         for lib in LIBS:
-            a = [n for g in groups_timed for n in g if meta[n]["side"] == "ours" and meta[n]["lib"] == lib]
-            b = [n for g in groups_timed for n in g if meta[n]["side"] == side and meta[n]["lib"] == lib]
-            if a and b:
-                out["per_lib"].setdefault(lib, {})[side] = side_by_side(a[0], b[0])
+            for g in groups_timed:
+                a = [n for n in g if g[n] and meta[n]["side"] == "ours" and meta[n]["lib"] == lib]
+                b = [n for n in g if g[n] and meta[n]["side"] == side and meta[n]["lib"] == lib]
+                if a and b:
+                    out["per_lib"].setdefault(lib, {})[side] = ratio(mode, min(g[n] for n in a), min(g[n] for n in b))
+                    break
     return out
+
+
+def report(task, phase, name, t, times, info, unit, figure, group=None):
+    """Emits one setting's JSON line; returns its table row."""
+    first = info.get("first_step_s")
+    r = {"bench": "best_vs_best", "task": task, "phase": phase, "group": group, "setting": name, unit: figure(t),
+         "n_timed": len(times.get(name, [])), "first_step_s": first.get(name) if isinstance(first, dict) else first,
+         **({"error": info["error"]} if "error" in info else {})}
+    common.emit(r)
+    return [common.fmt(group), name, common.fmt(r[unit], 1 if unit == "images/s" else 0), r["n_timed"],
+            common.fmt(r["first_step_s"]), ("error: " + info["error"][:70]) if "error" in info else ""]
 
 
 def run_task(args, task, mode, config_name, batch):
@@ -329,50 +343,58 @@ def run_task(args, task, mode, config_name, batch):
     if not meta:
         say(f"{task}: --include/--exclude leave no setting")
         return None
-    max_live = max(1, int(args.memory_gb // GB_PER_WORKER[config_name]))
-    concurrency = 1 if GB_PER_WORKER[config_name] > 2 else min(args.concurrency, max_live)
+    gb = args.worker_gb or GB_PER_WORKER[config_name]
+    max_live = max(1, int(args.memory_gb // gb))
+    concurrency = 1 if gb > 2 else min(args.concurrency, max_live)
     unit = "images/s" if mode == "train" else "ms"
 
     def figure(t):
         return None if not t else (batch / t if mode == "train" else 1e3 * t)
 
-    # (1) screening: every setting, few steps, up to max_live workers (their settings) at a time
     members = [(f"{g[0]['side']} {g[0]['lib']} threads={g[0]['threads']}"
                 + (f" xla={g[0]['xla']}" if g[0]["side"] != "ours" else ""),
                 worker_spec(g, mode, config_name, batch, args.original_dir)) for g in groups(list(meta.values()))]
-    screened, rows = {}, []
-    per_batch = max(1, min(max_live, args.screen_workers))
-    for i in range(0, len(members), per_batch):
-        times, info = measure(members[i:i + per_batch], args.screen_rounds, args.screen_steps, config_name,
-                              concurrency)
-        for name, inf in info.items():
-            screened[name] = common.median(times.get(name, []))
-            first = inf.get("first_step_s")
-            r = {"bench": "best_vs_best", "task": task, "phase": "screen", "setting": name, unit: figure(screened[name]),
-                 "n_timed": len(times.get(name, [])), "first_step_s": first.get(name) if isinstance(first, dict) else first,
-                 **({"error": inf["error"]} if "error" in inf else {})}
-            common.emit(r)
-            rows.append([name, common.fmt(r[unit], 1 if mode == "train" else 0), r["n_timed"],
-                         common.fmt(r["first_step_s"]), ("error: " + inf["error"][:70]) if "error" in inf else ""])
-    common.print_table(f"{task}: screening ({args.screen_rounds} x {args.screen_steps} steps, workers of "
-                       f"{per_batch} process(es) at a time)", ["setting", unit, "n", "first s", ""], rows)
-
-    # (2) finals: each side's fastest screened setting per kernel library, rebuilt alone, interleaved
-    final_groups = finals_groups(meta, screened, sides, max_live)
-    timed_groups, rows = [], []
-    for k, names in enumerate(final_groups):
-        members = [(f"final {n}", worker_spec([meta[n]], mode, config_name, batch, args.original_dir)) for n in names]
-        times, info = measure(members, args.rounds, args.steps, config_name, concurrency)
+    screened, timed_groups = {}, []
+    if len(members) <= max_live:  # every worker fits at once: one phase, every setting timed side by side
+        say(f"{task}: {len(members)} workers fit in --memory_gb {args.memory_gb}: no screening, all settings timed "
+            f"together")
+        final_groups = [[s["name"] for _, spec in members for s in spec["settings"]]]
+    elif args.by_library:  # each library's workers together; the sides' bests after, if they differ in library
+        rows = []
+        for k, lib in enumerate(LIBS):
+            group = [(name, spec) for name, spec in members if spec["env"]["TF_ENABLE_ONEDNN_OPTS"] == LIBS[lib]]
+            times, info = measure(group, args.rounds, args.steps, gb, concurrency)
+            timed_groups.append({s["name"]: common.median(times.get(s["name"], [])) for _, spec in group
+                                 for s in spec["settings"]})
+            rows += [report(task, "final", n, t, times, info[n], unit, figure, k) for n, t in timed_groups[-1].items()]
+        screened = {n: t for g in timed_groups for n, t in g.items()}
+        final_groups = [g for g in finals_groups(meta, screened, sides, 0)
+                        if not any(set(g) <= set(t) for t in timed_groups)]
+        members = None
+    else:
+        # (1) screening: every setting, few steps, a few workers (their settings) at a time
+        per_batch = max(1, min(max_live, args.screen_workers))
+        rows = []
+        for i in range(0, len(members), per_batch):
+            times, info = measure(members[i:i + per_batch], args.screen_rounds, args.screen_steps, gb,
+                                  concurrency)
+            for name, inf in info.items():
+                screened[name] = common.median(times.get(name, []))
+                rows.append(report(task, "screen", name, screened[name], times, inf, unit, figure))
+        common.print_table(f"{task}: screening ({args.screen_rounds} x {args.screen_steps} steps, workers of "
+                           f"{per_batch} process(es) at a time)", ["group", "setting", unit, "n", "first s", ""], rows)
+        # (2) finals: each side's fastest screened setting per kernel library, rebuilt alone, interleaved
+        final_groups = finals_groups(meta, screened, sides, max_live)
+        members = None
+    rows = rows if args.by_library else []
+    for k, names in enumerate(final_groups, start=len(timed_groups)):
+        group = members or [(f"final {n}", worker_spec([meta[n]], mode, config_name, batch, args.original_dir))
+                            for n in names]
+        times, info = measure(group, args.rounds, args.steps, gb, concurrency)
         timed_groups.append({n: common.median(times.get(n, [])) for n in names})
-        for n in names:
-            r = {"bench": "best_vs_best", "task": task, "phase": "final", "group": k, "setting": n,
-                 unit: figure(timed_groups[-1][n]), "n_timed": len(times.get(n, [])),
-                 **({"error": info[n]["error"]} if "error" in info[n] else {})}
-            common.emit(r)
-            rows.append([k, n, common.fmt(r[unit], 1 if mode == "train" else 0), r["n_timed"],
-                         ("error: " + info[n]["error"][:70]) if "error" in info[n] else ""])
+        rows += [report(task, "final", n, timed_groups[-1][n], times, info[n], unit, figure, k) for n in names]
     common.print_table(f"{task}: finals ({args.rounds} x {args.steps} steps, interleaved within each group)",
-                       ["group", "setting", unit, "n", ""], rows)
+                       ["group", "setting", unit, "n", "first s", ""], rows)
     summary = summarize(mode, meta, screened, timed_groups)
     goal = GOALS[mode] if (mode == "train" or config_name in ("celeba", "quick")) else None
     rec = {"bench": "best_vs_best", "task": task, "phase": "summary", "batch": batch, **summary,
@@ -414,6 +436,11 @@ def main(argv=None):
     p.add_argument("--memory_gb", type=float, default=14.0,
                    help="memory the live workers may use together (a worker: ~1.5 GB bench, 6.5 GB CIFAR-10, "
                         "8 GB CelebA-HQ)")
+    p.add_argument("--worker_gb", type=float, default=None,
+                   help="memory one worker takes, for --memory_gb (default: 1.5 bench, 6.5 CIFAR-10, 8 CelebA-HQ)")
+    p.add_argument("--by_library", action="store_true",
+                   help="no screening: the workers of each kernel library timed together (every setting of "
+                        "each), then each side's best together if they differ in library (for the large models)")
     p.add_argument("--include", nargs="+", default=None, metavar="PATTERN",
                    help="only the settings whose name matches one of these shell patterns, e.g. '*eigen*'")
     p.add_argument("--exclude", nargs="+", default=None, metavar="PATTERN",
