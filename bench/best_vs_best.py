@@ -302,8 +302,8 @@ def summarize(mode, meta, screened, groups_timed):
         holder = next((g for g in groups_timed if fin <= set(g) and any(g[n] for n in fin)), None)
         if holder is not None:
             best[side] = min((n for n in fin if holder[n]), key=holder.get)
-        else:
-            best[side] = min(fin, key=lambda n: screened.get(n) or float("inf"))
+        elif any(screened.get(n) for n in fin):
+            best[side] = min((n for n in fin if screened.get(n)), key=screened.get)
 
     def side_by_side(a, b):
         g = next((g for g in groups_timed if g.get(a) and g.get(b)), None)
@@ -313,7 +313,7 @@ def summarize(mode, meta, screened, groups_timed):
     if "ours" not in best:
         return out
     for side in sides:
-        if side == "ours":
+        if side == "ours" or side not in best:
             continue
         out["vs"][side] = side_by_side(best["ours"], best[side])
         for lib in LIBS:

@@ -360,7 +360,7 @@ def worker_main(spec_json, build):
     warm_up(step, warmup)
     emit({"ready": True, **(info or {})}, proto)
     for line in sys.stdin:
-        cmd = line.split(maxsplit=2)
+        cmd = line.strip().split(maxsplit=2)  # a key may hold spaces, not the line's end
         if not cmd or cmd[0] == "quit":
             break
         emit({"times": time_steps(step[cmd[2]] if isinstance(step, dict) else step, int(cmd[1]))}, proto)
