@@ -150,9 +150,10 @@ class Worker:
             self.error = str(e)
         return self.error is None
 
-    def run(self, n):
-        """Times n steps inside the worker; returns the per-step seconds."""
-        self.proc.stdin.write(f"run {n}\n")
+    def run(self, n, key=None):
+        """Times n steps inside the worker (of its step named `key` when it has several); returns the
+        per-step seconds."""
+        self.proc.stdin.write(f"run {n}\n" if key is None else f"run {n} {key}\n")
         self.proc.stdin.flush()
         return self._read()["times"]
 
@@ -169,6 +170,21 @@ class Worker:
         self._log.close()
 
 
+class Timed:
+    """One of the steps of a worker that holds several (`build` returned {key: step}), with the
+    interface `interleave` uses: `name`, `error` (the worker's), `run(n)`."""
+
+    def __init__(self, worker, key, name=None):
+        self.worker, self.key, self.name = worker, key, name or key
+
+    @property
+    def error(self):
+        return self.worker.error
+
+    def run(self, n):
+        return self.worker.run(n, self.key)
+
+
 class InProcessWorker:
     """A variant built and timed in this process, with Worker's interface. `--quick` runs use it for
     the variants that change nothing global (see `needs_own_process`), so that a quick run starts one
@@ -183,21 +199,15 @@ class InProcessWorker:
         if self._step is None and self.error is None:
             try:
                 step, warmup, info = self._build(self.spec)
-                for _ in range(warmup):
-                    step()
+                warm_up(step, warmup)
             except Exception as e:  # noqa: BLE001 (reported like a worker process that failed to build)
                 self.error = f"variant {self.name!r} failed to build: {type(e).__name__}: {e}"[:400]
             else:
                 self._step, self.info = step, {"ready": True, "in_process": True, **(info or {})}
         return self.error is None
 
-    def run(self, n):
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            self._step()
-            times.append(time.perf_counter() - t0)
-        return times
+    def run(self, n, key=None):
+        return time_steps(self._step[key] if isinstance(self._step, dict) else self._step, n)
 
     def close(self):
         self._step = None
@@ -280,6 +290,21 @@ def our_train_step(config, batch, jit=False, ckpt=False, seed=0, backprop=None):
     return glow, optimizer, step, (tf.constant(x), tf.constant(np.zeros(batch, np.int32)), tf.constant(1e-4))
 
 
+def train_step_runner(train_step, x, y, lr):
+    """A function running one step of `train_step` (a make_train_step function) as train.py's loop
+    does: on (x, y, lr) with a step counter advanced after each call, waiting for the result."""
+    import tensorflow as tf
+
+    counter = tf.Variable(0, dtype=tf.int64)
+
+    def step():
+        stats, _, _ = train_step(x, y, lr, counter)
+        counter.assign_add(1)
+        stats.numpy()
+
+    return step
+
+
 def interleave_when_ready(workers, rounds, steps):
     """Waits for the workers still building their step, then times them in turn (interleave)."""
     for w in workers:
@@ -303,9 +328,27 @@ def close_all(workers):
         w.close()
 
 
+def time_steps(step, n):
+    """Per-step seconds of n calls of `step`."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def warm_up(step, n):
+    """n untimed calls of `step`, or of each step of a {key: step} dict."""
+    for s in (step.values() if isinstance(step, dict) else [step]):
+        for _ in range(n):
+            s()
+
+
 def worker_main(spec_json, build):
     """Worker side: `build(spec) -> (step, warmup_steps, info)`, warm up, announce `ready` (with
-    `info`), then time steps on request until told to quit.
+    `info`), then time steps on request ("run N", or "run N KEY" for the step KEY when `step` is a
+    {KEY: step} dict of several) until told to quit.
 
     The protocol lines go to the original stdout; everything else the worker prints (TensorFlow,
     the original release's own prints) goes to stderr, so that it cannot corrupt the protocol.
@@ -314,16 +357,10 @@ def worker_main(spec_json, build):
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     step, warmup, info = build(json.loads(spec_json))
-    for _ in range(warmup):
-        step()
+    warm_up(step, warmup)
     emit({"ready": True, **(info or {})}, proto)
     for line in sys.stdin:
-        cmd = line.split()
+        cmd = line.strip().split(maxsplit=2)  # a key may hold spaces, not the line's end
         if not cmd or cmd[0] == "quit":
             break
-        times = []
-        for _ in range(int(cmd[1])):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-        emit({"times": times}, proto)
+        emit({"times": time_steps(step[cmd[2]] if isinstance(step, dict) else step, int(cmd[1]))}, proto)

@@ -155,6 +155,19 @@ def hps_for(config, batch, gradient_checkpointing=0):
         restore_path="", inference=False, n_batch_train=batch)
 
 
+def session_config(tf1, spec):
+    """The session's ConfigProto: `spec["threads"]` = [intra-op, inter-op] threads (TensorFlow's
+    defaults when absent); `spec["xla"]` turns on XLA auto-clustering of the whole graph
+    (global_jit_level ON_1, the TF1 way; on a CPU it also needs TF_XLA_FLAGS=--tf_xla_cpu_global_jit
+    in the process's environment)."""
+    config = tf1.ConfigProto(allow_soft_placement=True)
+    if spec.get("threads"):
+        config.intra_op_parallelism_threads, config.inter_op_parallelism_threads = spec["threads"]
+    if spec.get("xla"):
+        config.graph_options.optimizer_options.global_jit_level = tf1.OptimizerOptions.ON_1
+    return config
+
+
 def build(spec):
     """Worker: the original's model; `mode` "train" times m.train(lr), "sample" times m.sample."""
     import time
@@ -168,7 +181,7 @@ def build(spec):
     tf1.set_random_seed(0)
     x = common.random_images(batch, config["image_size"])
     y = np.zeros(batch, np.int32)
-    sess = tf1.Session(config=tf1.ConfigProto(allow_soft_placement=True))
+    sess = tf1.Session(config=session_config(tf1, spec))
     t0 = time.perf_counter()
     m = model.model(sess, hps, lambda: (x, y), lambda: (x, y), {"x": x, "y": y})
     built = time.perf_counter() - t0

@@ -25,21 +25,13 @@ import common
 TEMPERATURE = 0.7
 
 
-def build_ours(spec):
-    import time
-
-    import numpy as np
+def sampler_step(glow, how, batch):
+    """A function drawing one batch of uint8 samples at TEMPERATURE from `glow` the way `how` names
+    ("glow.sample", "make_sampler" or "decode_jit"; see the module's docstring), a new seed each call."""
     import tensorflow as tf
 
-    from glow_tf import Glow, GlowConfig
     from glow_tf.training import make_sampler
 
-    if spec.get("literal"):
-        common.literal_layers()
-    config = GlowConfig(**spec["config"])
-    batch, how = spec["batch"], spec["how"]
-    glow = Glow(config, seed=0)
-    glow.initialize(common.random_images(max(batch, 2), config.image_size))
     counter = [0]
     if how == "glow.sample":
         def step():
@@ -63,6 +55,23 @@ def build_ours(spec):
             counter[0] += 1
     else:
         raise ValueError(f"unknown sampler {how!r}")
+    return step
+
+
+def build_ours(spec):
+    import time
+
+    import numpy as np
+
+    from glow_tf import Glow, GlowConfig
+
+    if spec.get("literal"):
+        common.literal_layers()
+    config = GlowConfig(**spec["config"])
+    batch, how = spec["batch"], spec["how"]
+    glow = Glow(config, seed=0)
+    glow.initialize(common.random_images(max(batch, 2), config.image_size))
+    step = sampler_step(glow, how, batch)
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0

@@ -32,7 +32,6 @@ def build_ours(spec):
     import time
 
     import numpy as np
-    import tensorflow as tf
 
     import proposals
     proposals.apply(spec.get("proposals", []))
@@ -40,15 +39,7 @@ def build_ours(spec):
         common.literal_layers()
     glow, _, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"], jit=spec["jit"],
                                                             ckpt=spec["ckpt"])
-    counter = tf.Variable(0, dtype=tf.int64)
-    n_bad = [0]
-
-    def step():
-        stats, _, finite = train_step(x, y, lr, counter)
-        counter.assign_add(1)
-        n_bad[0] += not bool(finite)
-        stats.numpy()
-
+    step = common.train_step_runner(train_step, x, y, lr)
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0

@@ -250,3 +250,117 @@ def test_unknown_proposal_is_refused():
 
     with pytest.raises(ValueError, match="unknown proposal"):
         proposals.apply(["make_it_fast"])
+
+
+def _fake_table():
+    """Settings and timings where each side's best, its same-library settings and the same-named
+    settings all give different ratios, so that a table computing the wrong one is caught."""
+    import best_vs_best
+
+    meta = {s["name"]: s for s in best_vs_best.settings("train", ["ours", "original", "tfp"])}
+    screened = dict.fromkeys(meta, 9.0)
+    screened.update({"ours eigen xla=0 threads=2/1 taps": 1.0, "ours onednn xla=1 threads=default plain": 1.1,
+                     "original eigen xla=0 threads=2/1": 2.0, "original onednn xla=0 threads=default": 1.6,
+                     "tfp eigen xla=1 threads=default": 3.0, "tfp onednn xla=0 threads=2/1": 3.3})
+    return meta, screened
+
+
+def test_best_vs_best_is_ratio_of_the_fastest_settings():
+    """Screening picks each side's fastest setting per kernel library; in a single group of finals the
+    best of a side is its fastest finalist there, and the ratio is best over best (not the same setting,
+    not the screening's figures)."""
+    import best_vs_best
+
+    meta, screened = _fake_table()
+    groups = best_vs_best.finals_groups(meta, screened, ["ours", "original", "tfp"], max_live=6)
+    finalists = {n for n, t in screened.items() if t < 9}
+    assert groups == [sorted(finalists)]
+    # the finals disagree with the screening: ours' onednn setting is the faster one there
+    final = {"ours eigen xla=0 threads=2/1 taps": 0.50, "ours onednn xla=1 threads=default plain": 0.40,
+             "original eigen xla=0 threads=2/1": 0.80, "original onednn xla=0 threads=default": 1.00,
+             "tfp eigen xla=1 threads=default": 1.20, "tfp onednn xla=0 threads=2/1": 2.00}
+    out = best_vs_best.summarize("train", meta, screened, [final])
+    assert out["best"] == {"ours": "ours onednn xla=1 threads=default plain",
+                           "original": "original eigen xla=0 threads=2/1", "tfp": "tfp eigen xla=1 threads=default"}
+    assert out["vs"]["original"] == pytest.approx(0.80 / 0.40)  # speed: their time / ours, best / best
+    assert out["vs"]["tfp"] == pytest.approx(1.20 / 0.40)
+    assert out["per_lib"]["eigen"]["original"] == pytest.approx(0.80 / 0.50)
+    assert out["per_lib"]["onednn"]["original"] == pytest.approx(1.00 / 0.40)
+    # sampling: the ratio is of times (ours / theirs)
+    assert best_vs_best.summarize("sample", meta, screened, [final])["vs"]["original"] == pytest.approx(0.40 / 0.80)
+
+
+def test_best_vs_best_groups_when_finalists_do_not_fit():
+    """Too many finalists for the memory: one group per kernel library plus one of the sides' best
+    screened settings, and every ratio comes from a group where both settings were timed."""
+    import best_vs_best
+
+    meta, screened = _fake_table()
+    sides = ["ours", "original"]
+    meta = {n: s for n, s in meta.items() if s["side"] in sides}
+    screened = {n: t for n, t in screened.items() if n in meta}
+    groups = best_vs_best.finals_groups(meta, screened, sides, max_live=2)
+    assert groups == [["original eigen xla=0 threads=2/1", "ours eigen xla=0 threads=2/1 taps"],
+                      ["original onednn xla=0 threads=default", "ours onednn xla=1 threads=default plain"],
+                      ["original onednn xla=0 threads=default", "ours eigen xla=0 threads=2/1 taps"]]
+    timed = [{groups[0][0]: 2.0, groups[0][1]: 1.0}, {groups[1][0]: 1.5, groups[1][1]: 1.2},
+             {groups[2][0]: 1.8, groups[2][1]: 1.2}]  # each group at its own load
+    out = best_vs_best.summarize("train", meta, screened, timed)
+    assert out["best"] == {"ours": "ours eigen xla=0 threads=2/1 taps", "original": "original onednn xla=0 threads=default"}
+    assert out["vs"]["original"] == pytest.approx(1.8 / 1.2)  # the cross group, not 1.5 / 1.0 across groups
+    assert out["per_lib"] == {"eigen": {"original": pytest.approx(2.0)}, "onednn": {"original": pytest.approx(1.25)}}
+
+
+def test_best_vs_best_goes_on_when_a_worker_dies(capsys):
+    import best_vs_best
+    import common
+
+    class Dying:
+        def __init__(self, name, dies_at):
+            self.name, self.error, self.calls, self.dies_at = name, None, 0, dies_at
+            self.proc = mock.Mock(poll=lambda: -9)
+
+        def run(self, n, key=None):
+            self.calls += 1
+            if self.calls == self.dies_at:
+                raise BrokenPipeError(32, "Broken pipe")
+            return [0.1] * n
+
+    a, b = Dying("ours eigen threads=default", dies_at=2), Dying("original eigen threads=default xla=0", dies_at=0)
+    times = best_vs_best.interleave([common.Timed(a, "x"), common.Timed(b, "y")], rounds=3, steps=2)
+    assert times == {"x": [0.1, 0.1], "y": [0.1] * 6}
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lost: worker 'ours eigen threads=default' died (exit code -9, killed: out of memory?)"]
+
+
+@pytest.mark.slow
+def test_best_vs_best_quick():
+    """The real entry point, a tiny model: every setting is timed (the quick workers fit in memory
+    together, so in one group), and the summary's best and ratios are those of the run's own figures."""
+    env = {**os.environ, "PYTHONPATH": REPO}
+    env.pop("GLOW_ORIGINAL_GIT", None)
+    proc = subprocess.run([sys.executable, os.path.join(BENCH, "best_vs_best.py"), "--quick"], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert_all_numbers_finite(records)
+    for task, unit, n_settings in (("train:quick", "images/s", 8 + 2), ("sample:quick", "ms", 8)):
+        final = {r["setting"]: r for r in records if r.get("task") == task and r.get("phase") == "final"}
+        assert len(final) == n_settings and {r["group"] for r in final.values()} == {0}
+        for r in final.values():
+            assert "error" not in r, r
+            assert_finite(r, [unit])
+        fig = {n: r[unit] for n, r in final.items()}
+        better = max if unit == "images/s" else min
+        summary = next(r for r in records if r.get("task") == task and r.get("phase") == "summary")
+        for side in ("ours", "tfp") if task.startswith("train") else ("ours",):
+            mine = {n: v for n, v in fig.items() if n.startswith(side + " ")}
+            assert summary["best"][side] == better(mine, key=mine.get)
+        if task.startswith("train"):
+            ours, tfp = fig[summary["best"]["ours"]], fig[summary["best"]["tfp"]]
+            assert summary["vs"]["tfp"] == pytest.approx(ours / tfp)  # images/s: ours best / TFP best
+            for lib in ("eigen", "onednn"):
+                o = max(v for n, v in fig.items() if n.startswith(f"ours {lib} "))
+                t = max(v for n, v in fig.items() if n.startswith(f"tfp {lib} "))
+                assert summary["per_lib"][lib]["tfp"] == pytest.approx(o / t)
+    assert "best versus best" in proc.stdout
