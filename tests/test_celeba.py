@@ -20,21 +20,11 @@ import data_loaders
 import glow_tf
 from data_loaders import celeba
 from glow_tf import checkpoint, directions
+from celeba_sample import celeba_sample_dir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
 NAMES = directions.CELEBA_ATTRIBUTES
-
-
-def celeba_sample_dir():
-    """The 1,000-face sample: $GLOW_CELEBA_SAMPLE, else shared/data/celeba_sample beside the repository."""
-    path = os.environ.get("GLOW_CELEBA_SAMPLE") or str(ROOT.parent / "shared" / "data" / "celeba_sample")
-    if not os.path.isdir(os.path.join(path, celeba.IMAGE_DIR)):
-        message = f"no CelebA sample at {path!r} (set GLOW_CELEBA_SAMPLE)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def write_folder(root, images, labels, names=None, crlf=True, partition=None, count=None):

@@ -26,8 +26,8 @@ import glow_tf
 from glow_tf.demo import align
 from glow_tf.demo.app import data_url
 from glow_tf.demo.startup import FACE_ORDER
-from test_celeba import celeba_sample_dir
-from test_demo import browser, call, free_port, ok, set_range, settled, upload, version, wait  # noqa: F401
+from celeba_sample import celeba_sample_dir
+from demo_client import browser, call, free_port, ok, set_range, settled, version, wait  # noqa: F401 (browser: a fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FACES = ROOT / "tests" / "fixtures" / "faces"
@@ -112,7 +112,7 @@ def glow(face_run):
 
 
 @pytest.fixture(scope="module")
-def page(browser, server):  # noqa: F811 (the browser fixture of test_demo)
+def page(browser, server):  # noqa: F811 (the browser fixture of demo_client)
     browser.get(server + "/")
     wait(browser, "document.body.dataset.ready === '1'")
     return browser
@@ -278,7 +278,7 @@ def test_a_photo_without_a_face_gets_one_message(page, tmp_path):
 
 # --- OpenAI's graph (the 16 px fixture) in the browser -----------------------------------------------------
 @pytest.fixture(scope="module")
-def graph_page(browser, tmp_path_factory):  # noqa: F811 (the browser fixture of test_demo)
+def graph_page(browser, tmp_path_factory):  # noqa: F811 (the browser fixture of demo_client)
     """The page of `serve --graph FIXTURE --directions z_manipulate.npy --examples tests/fixtures/faces`."""
     folder = tmp_path_factory.mktemp("graph_server")
     np.save(folder / "z_manipulate.npy", np.random.default_rng(3).standard_normal((40, 768)).astype(np.float32))
