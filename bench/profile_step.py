@@ -177,8 +177,8 @@ def layer_times(config_name, batch, rounds, reps):
         fns[f"{h}x{h} l_2 1x1 {width}->{width} matmul"] = make(matmul1, [batch, h, h, width], [1, 1, width, width])
         fns[f"{h}x{h} l_last 3x3 {width}+1->{n_out * half} as the original"] = make(edge, [batch, h, h, width],
                                                                                    [3, 3, width + 1, n_out * half])
-        uses = "glow_tf's choice" if layers.tap_form_is_faster(
-            tf.TensorSpec([batch, h, h, width]), tf.TensorSpec([3, 3, width + 1, n_out * half])) else "unused"
+        uses = "glow_tf's choice" if layers.chosen_form(
+            tf.TensorSpec([batch, h, h, width]), tf.TensorSpec([3, 3, width + 1, n_out * half])) == "taps" else "unused"
         fns[f"{h}x{h} l_last 3x3 {width}+1->{n_out * half} tap form ({uses})"] = make(
             layers.tap_conv2d, [batch, h, h, width], [3, 3, width + 1, n_out * half])
         fns[f"{h}x{h} l_last 3x3 {width}+1->{n_out * half} edge_split"] = make(split, [batch, h, h, width],
