@@ -193,6 +193,111 @@ def common_level_shapes(cfg):
     return GlowConfig(**cfg).level_shapes
 
 
+# --- 5. FLOP/s against the machine's peak ---------------------------------------------------------
+CONV_OPS = ("Conv2D", "_FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "DepthwiseConv2dNative")
+
+
+def _graph_ops(graph):
+    """Every op of a FuncGraph and of the functions it calls (cond branches, custom gradients)."""
+    ops = list(graph.get_operations())
+    for fn in getattr(graph, "_functions", {}).values():
+        inner = getattr(fn, "graph", None)
+        if inner is not None:
+            ops += _graph_ops(inner)
+    return ops
+
+
+def matmul_flops(ops):
+    """{op type: FLOPs} of the convolutions and matrix products among `ops` (2 per multiply-add),
+    from their static shapes; a convolution's two gradients cost what its forward pass does."""
+    out = collections.Counter()
+    for op in ops:
+        t = op.type
+        if t in ("MatMul", "BatchMatMulV2", "BatchMatMul"):
+            a, b = op.inputs[0].shape, op.inputs[1].shape
+            k = a[-2] if op.get_attr("transpose_a" if t == "MatMul" else "adj_x") else a[-1]
+            out[t] += 2.0 * op.outputs[0].shape.num_elements() * k
+            del b
+        elif t in CONV_OPS:
+            if t == "Conv2DBackpropInput":
+                dy, w = op.inputs[2].shape, op.inputs[1].shape
+            elif t == "Conv2DBackpropFilter":
+                dy, w = op.inputs[2].shape, op.outputs[0].shape
+            else:
+                dy, w = op.outputs[0].shape, op.inputs[1].shape
+            out[t] += 2.0 * dy.num_elements() * w[0] * w[1] * w[2]
+    return out
+
+
+def peak_matmul(n=2048, reps=10):
+    """Attainable float32 FLOP/s: the median of `reps` [n, n] @ [n, n] products (TensorFlow's MatMul)."""
+    import tensorflow as tf
+
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    f = tf.function(lambda a, b: tf.matmul(a, b))
+    f(a, b).numpy()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f(a, b).numpy()
+        times.append(time.perf_counter() - t0)
+    return 2.0 * n ** 3 / common.median(times)
+
+
+def theoretical_peak():
+    """(FLOP/s, the assumption in words): cores x GHz x float32 FLOP per cycle per core. The clock is
+    /proc/cpuinfo's 'cpu MHz' (a VM's nominal clock, no boost); FLOP per cycle 32 for an AMD Zen 4
+    (family 25: two 256-bit FMA pipes, AVX-512 run as two halves), 64 for a CPU with AVX-512 and two
+    512-bit FMA units (Intel server cores), 32 with AVX2 + FMA."""
+    flags, mhz, family, vendor = set(), None, None, ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "flags":
+                flags = set(value.split())
+            elif key == "cpu MHz" and mhz is None:
+                mhz = float(value)
+            elif key == "cpu family" and family is None:
+                family = int(value)
+            elif key == "vendor_id":
+                vendor = value
+    cores = os.cpu_count()
+    if vendor == "AuthenticAMD" and family == 25:
+        per_cycle, why = 32, "AMD Zen 4: 2 FMA pipes x 8 float32 lanes (AVX-512 executed as two 256-bit halves) x 2"
+    elif "avx512f" in flags:
+        per_cycle, why = 64, "AVX-512 with 2 FMA units: 2 x 16 float32 lanes x 2"
+    elif "fma" in flags:
+        per_cycle, why = 32, "AVX2: 2 FMA units x 8 float32 lanes x 2"
+    else:
+        per_cycle, why = 8, "SSE: 4 lanes x 2"
+    peak = cores * (mhz or 0) * 1e6 * per_cycle
+    return peak, f"{cores} cores x {mhz / 1e3:.2f} GHz x {per_cycle} FLOP/cycle ({why})"
+
+
+def flops_part(config_name, batch, rounds, reps):
+    """The step's convolution and matmul FLOPs (as the model computes them, and with every convolution
+    in the original's form), the step's median time, and the machine's attainable and theoretical peak."""
+    import tensorflow as tf
+
+    import glow_tf.bijectors.networks as layers
+
+    glow, optimizer, step, args = build_step(config_name, batch)
+    ours = matmul_flops(_graph_ops(step.get_concrete_function(*args).graph))
+    with layers.conv_form("plain"):
+        _, _, plain_step, plain_args = build_step(config_name, batch)
+        plain = matmul_flops(_graph_ops(plain_step.get_concrete_function(*plain_args).graph))
+    times = time_in_process({"ours": lambda: step(*args), "plain": lambda: plain_step(*plain_args)}, rounds, reps)
+    peak = peak_matmul()
+    theory, assumption = theoretical_peak()
+    del tf, glow, optimizer
+    return {"flops_per_step": sum(ours.values()), "flops_by_op": dict(ours),
+            "flops_per_step_original_form": sum(plain.values()), "step_ms": times["ours"],
+            "step_ms_original_form": times["plain"], "matmul_peak_flops": peak,
+            "theoretical_peak_flops": theory, "theoretical_peak_assumes": assumption}
+
+
 # --- 4. proposals: numbers ---------------------------------------------------------------------
 def check_numbers(names, config_name, batch):
     """Run in a fresh process: the proposals' reference-vector errors and train-step differences."""
@@ -268,8 +373,10 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     p.add_argument("--steps", type=int, default=4, help="timed steps per variant per round")
     p.add_argument("--trace_steps", type=int, default=3, help="steps in the profiler trace")
-    p.add_argument("--parts", nargs="+", default=["ops", "parts", "layers", "proposals"],
-                   choices=["ops", "parts", "layers", "proposals"], help="which parts to run")
+    p.add_argument("--parts", nargs="+", default=["ops", "parts", "layers", "proposals", "flops"],
+                   choices=["ops", "parts", "layers", "proposals", "flops"], help="which parts to run")
+    p.add_argument("--proposals", nargs="+", default=None, metavar="NAME",
+                   help="only these candidates of the proposals part (current is always timed)")
     p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds (for the tests)")
     p.add_argument("--check", default=None, help=argparse.SUPPRESS)
     p.add_argument("--check_config", default="bench", help=argparse.SUPPRESS)
@@ -321,6 +428,8 @@ def main(argv=None):
 
         cfg = common.config_dict(config_name)
         candidates = CANDIDATES if not args.quick else CANDIDATES[:2]
+        if args.proposals:
+            candidates = [c for c in CANDIDATES if c[0] == "current" or c[0] in args.proposals]
         numbers = {name: numbers_in_subprocess(props, config_name, batch) for name, props, _, _ in candidates
                    if props}
         specs = [(name, {"kind": "ours", "config": {**cfg, "lu": lu}, "batch": batch, "jit": jit, "ckpt": 0,
@@ -355,6 +464,20 @@ def main(argv=None):
                            f"batch {batch}", ["variant", "ms/step", "speed-up", "ref. vectors max err",
                                               "loss diff", "grad max rel diff",
                                               "update max diff", ""], rows)
+    if "flops" in args.parts:
+        r = flops_part(config_name, batch, args.rounds, args.steps)
+        common.emit({"bench": "profile", "part": "flops", **r})
+        rows = []
+        for label, flops, ms in (("our step (forms as chosen here)", r["flops_per_step"], r["step_ms"]),
+                                 ("our step, every conv in the original's form", r["flops_per_step_original_form"],
+                                  r["step_ms_original_form"])):
+            achieved = flops / (ms / 1e3)
+            rows.append([label, f"{flops / 1e9:.2f}", common.fmt(ms), f"{achieved / 1e9:.1f}",
+                         f"{100 * achieved / r['matmul_peak_flops']:.0f}%", f"{100 * achieved / r['theoretical_peak_flops']:.0f}%"])
+        common.print_table(f"Convolution + matmul FLOPs per step (forward + backward) against the peak: "
+                           f"attainable {r['matmul_peak_flops'] / 1e9:.0f} GFLOP/s (2048^2 float32 MatMul, this run), "
+                           f"theoretical {r['theoretical_peak_flops'] / 1e9:.0f} GFLOP/s ({r['theoretical_peak_assumes']})",
+                           ["step", "GFLOP", "ms", "GFLOP/s", "of attainable", "of theoretical"], rows)
     return 0
 
 
