@@ -98,10 +98,16 @@ def parts(config_name, batch, rounds, reps):
 
     grads = [tf.identity(g) for g in gradients()]
     update = tf.function(lambda: optimizer.apply(grads, lr))
+    from glow_tf.training.steps import all_finite
+    finite_each = tf.function(lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+    finite_norm = tf.function(lambda: [all_finite(grads, tf.linalg.global_norm(grads)), tf.linalg.global_norm(grads)])
+    finite_norm_before = tf.function(lambda: [finite_each(), tf.linalg.global_norm(grads)])
     update_jit = tf.function(lambda: optimizer._update(grads, lr), jit_compile=True)
     fns = {"objective (forward)": objective, "objective + gradients": gradients,
            "optimizer update (tf.function)": update, "optimizer update (XLA)": update_jit,
-           "whole step (make_train_step)": lambda: step(*args)}
+           "whole step (make_train_step)": lambda: step(*args),
+           "finite check + global norm, before (each gradient checked)": finite_norm_before,
+           "finite check + global norm, now (from the norm)": finite_norm}
     return time_in_process(fns, rounds, reps)
 
 
