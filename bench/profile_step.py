@@ -4,7 +4,7 @@
     python bench/profile_step.py           # bench configuration
     python bench/profile_step.py --quick   # a tiny model (for the tests)
 
-Four parts, each printed as JSON lines and a table:
+Five parts, each printed as JSON lines and a table:
 1. `ops`: a tf.profiler trace of a few steps, summarised by op type (kernel time summed over
    TensorFlow's compute threads, so shares are of total kernel time, not of wall time).
 2. `parts`: the step taken apart, timed interleaved in this process: the objective alone, objective
@@ -15,7 +15,12 @@ Four parts, each printed as JSON lines and a table:
    (tests/fixtures/original_glow) to 1e-4, and the loss and gradients against the current code on
    equal weights and noise (largest difference relative to each gradient's scale), and one optimiser
    update from equal gradients (largest difference of any weight or Polyak average), and (b) its speed: our step with and without it,
-   each in its own worker process, interleaved.
+   each in its own worker process, interleaved (`--proposals NAME...` times only those).
+5. `flops`: the step's convolution and matmul FLOPs (forward + backward, from the traced graph's static
+   shapes), with the forms chosen here and with every convolution in the original's form, each step's
+   median time, and the achieved FLOP/s against a large float32 MatMul timed in the same run and the
+   CPU's theoretical peak (`theoretical_peak` states its assumption).
+The `parts` part also times the non-finite check + global norm of the step, before and now.
 """
 import argparse
 import collections

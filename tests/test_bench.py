@@ -138,7 +138,7 @@ def test_profile_quick():
     parts = {}
     for r in records[1:]:
         parts.setdefault(r["part"], []).append(r)
-    assert set(parts) == {"ops", "parts", "layers", "proposals"}
+    assert set(parts) == {"ops", "parts", "layers", "proposals", "flops"}
     ops = [r for r in parts["ops"] if "op" in r]
     assert any("Conv2D" in r["op"] for r in ops)  # Conv2D..., or _MklNativeConv2D... under oneDNN
     assert abs(sum(r["share_of_kernel_time"] for r in ops) - 1) < 0.5  # the top 15 op types
@@ -287,3 +287,24 @@ def test_how_a_worker_ended_in_words():
     import sample_speed
     assert sample_speed.workers_that_fit(8e9, 20e9) == 2 and sample_speed.workers_that_fit(8e9, 9e9) == 0
     assert sample_speed.workers_that_fit(0, 1e9) > 100  # in-process workers count nothing
+
+
+def test_profile_flops_count_of_a_convolution_and_its_gradients():
+    """profile_step.matmul_flops against the closed form: a 3x3 convolution 5 -> 7 channels on
+    [2, 6, 6] (VALID after padding) is 2*2*6*6*7*9*5 FLOPs, each of its two gradients as many;
+    a [4, 3] @ [3, 8] matmul 2*4*3*8."""
+    import profile_step
+    import tensorflow as tf
+
+    @tf.function
+    def f(x, w, a, b):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), w, 1, "VALID")
+        return tape.gradient(y, [x, w]), tf.matmul(a, b)
+
+    graph = f.get_concrete_function(tf.TensorSpec([2, 6, 6, 5]), tf.TensorSpec([3, 3, 5, 7]),
+                                    tf.TensorSpec([4, 3]), tf.TensorSpec([3, 8])).graph
+    flops = profile_step.matmul_flops(profile_step._graph_ops(graph))
+    conv = 2 * 2 * 6 * 6 * 7 * 9 * 5
+    assert flops == {"Conv2D": conv, "Conv2DBackpropInput": conv, "Conv2DBackpropFilter": conv, "MatMul": 2 * 4 * 3 * 8}
