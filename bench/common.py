@@ -133,14 +133,36 @@ class Worker:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                                      text=True, env={**os.environ, **(env or {})}, cwd=REPO)
 
+    peak_rss = 0  # the largest resident size seen (bytes), read from /proc after every answer
+    available = None  # the machine's available memory (bytes) when the worker last answered
+
+    def resident_bytes(self):
+        """(resident, peak resident) bytes of the worker process now, from /proc (0, 0 if gone)."""
+        rss = hwm = 0
+        with contextlib.suppress(OSError, ValueError):
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith(("VmRSS:", "VmHWM:")):
+                        value = int(line.split()[1]) * 1024
+                        rss, hwm = (value, hwm) if line.startswith("VmRSS") else (rss, value)
+        self.peak_rss = max(self.peak_rss, hwm, rss)
+        self.available = available_bytes()
+        return rss, hwm
+
+    def _died(self):
+        """WorkerError naming the worker, its exit status or signal and the likely cause."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)
+        self._log.seek(0)
+        tail = self._log.read().strip().splitlines()
+        reason = next((ln for ln in reversed(tail) if "Error" in ln or "error" in ln), tail[-1] if tail else "")
+        return WorkerError(f"worker {self.name!r} {describe_exit(self.proc.returncode, self.peak_rss, self.available, reason)}")
+
     def _read(self):
         line = self.proc.stdout.readline()
         if not line:
-            self.proc.wait()
-            self._log.seek(0)
-            tail = self._log.read().strip().splitlines()
-            reason = next((ln for ln in reversed(tail) if "Error" in ln or "error" in ln), tail[-1] if tail else "")
-            raise WorkerError(f"worker {self.name!r} exited with code {self.proc.returncode}: {reason[:400]}")
+            raise self._died()
+        self.resident_bytes()
         return json.loads(line)
 
     def wait_ready(self):
@@ -148,13 +170,17 @@ class Worker:
             self.info = self._read()
         except WorkerError as e:
             self.error = str(e)
+            print(f"lost {e}; continuing without it", file=sys.stderr, flush=True)
         return self.error is None
 
     def run(self, n, key=None):
         """Times n steps inside the worker (of its step named `key` when it has several); returns the
-        per-step seconds."""
-        self.proc.stdin.write(f"run {n}\n" if key is None else f"run {n} {key}\n")
-        self.proc.stdin.flush()
+        per-step seconds (WorkerError if it died)."""
+        try:
+            self.proc.stdin.write(f"run {n}\n" if key is None else f"run {n} {key}\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            raise self._died() from None
         return self._read()["times"]
 
     def close(self):
@@ -185,15 +211,52 @@ class Timed:
         return self.worker.run(n, self.key)
 
 
+def available_bytes():
+    """MemAvailable of /proc/meminfo (bytes), None where there is none."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    return None
+
+
+def describe_exit(returncode, peak_rss=0, available=None, reason=""):
+    """How a worker ended, in words: 'was killed by SIGKILL, probably the out-of-memory killer: 8.1 GB
+    resident, 3.2 GB available' (its largest resident size seen and the machine's available memory
+    when it last answered) or 'exited with status 1: <its last error line>'."""
+    import signal
+
+    if returncode is None:
+        return f"stopped answering (still running){': ' + reason[:300] if reason else ''}"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        text = f"was killed by {name}"
+        if -returncode == signal.SIGKILL:
+            text += (f", probably the out-of-memory killer: {peak_rss / 1e9:.1f} GB resident, "
+                     + (f"{available / 1e9:.1f} GB available" if available is not None else "available memory unknown")
+                     + " when it last answered")
+        return text
+    return f"exited with status {returncode}{': ' + reason[:300] if reason else ''}"
+
+
 class InProcessWorker:
     """A variant built and timed in this process, with Worker's interface. `--quick` runs use it for
     the variants that change nothing global (see `needs_own_process`), so that a quick run starts one
     TensorFlow instead of one per variant; its timings share one runtime and compare nothing (a quick
     run only shows that every variant builds and steps)."""
 
+    peak_rss = 0  # shares this process's memory: not counted as a worker's own
+
     def __init__(self, name, build, spec):
         self.name, self.spec, self._build = name, spec, build
         self.info, self.error, self._step = {}, None, None
+
+    def resident_bytes(self):
+        return 0, 0
 
     def wait_ready(self):
         if self._step is None and self.error is None:
@@ -216,12 +279,18 @@ class InProcessWorker:
 def needs_own_process(spec):
     """Whether a variant must run in a worker process: it patches glow_tf (literal layers, proposals),
     has an environment of its own (oneDNN), or is the original release (TF1 compatibility mode)."""
-    return bool(spec.get("literal") or spec.get("proposals") or spec.get("env") or spec.get("kind") == "original")
+    return bool(spec.get("literal") or spec.get("proposals") or spec.get("env") or spec.get("kind") == "original"
+                or spec.get("die"))
+
+
+KILL_ENV = "GLOW_BENCH_KILL_WORKER"  # tests: the variant of this name kills itself (SIGKILL) when first timed
 
 
 def make_worker(name, script, spec, build=None):
     """An InProcessWorker running `build` when one is given and the variant allows it, else a Worker
     process running `script --worker SPEC`."""
+    if os.environ.get(KILL_ENV) == name:
+        spec = {**spec, "die": True}
     if build is not None and not needs_own_process(spec):
         return InProcessWorker(name, build, spec)
     return Worker(name, script, spec, env=spec.get("env"))
@@ -319,8 +388,19 @@ def interleave(workers, rounds, steps):
     times = {w.name: [] for w in live}
     for r in range(rounds):
         for w in live[r % len(live):] + live[:r % len(live)] if live else []:
-            times[w.name].extend(w.run(steps))
+            if w.error is None:
+                run_or_report(w, steps, times)
     return times
+
+
+def run_or_report(worker, steps, times):
+    """times[worker.name] += worker.run(steps); a worker that dies gets its error and one line on stderr
+    (its name, exit status or signal, likely cause), and the benchmark goes on without it."""
+    try:
+        times.setdefault(worker.name, []).extend(worker.run(steps))
+    except WorkerError as e:
+        worker.error = str(e)
+        print(f"lost {e}; continuing without it", file=sys.stderr, flush=True)
 
 
 def close_all(workers):
@@ -356,11 +436,15 @@ def worker_main(spec_json, build):
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    step, warmup, info = build(json.loads(spec_json))
+    spec = json.loads(spec_json)
+    step, warmup, info = build(spec)
     warm_up(step, warmup)
     emit({"ready": True, **(info or {})}, proto)
     for line in sys.stdin:
         cmd = line.strip().split(maxsplit=2)  # a key may hold spaces, not the line's end
         if not cmd or cmd[0] == "quit":
             break
+        if spec.get("die"):  # planted by the tests (KILL_ENV): die as the out-of-memory killer kills
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)
         emit({"times": time_steps(step[cmd[2]] if isinstance(step, dict) else step, int(cmd[1]))}, proto)

@@ -4,7 +4,7 @@
     python bench/profile_step.py           # bench configuration
     python bench/profile_step.py --quick   # a tiny model (for the tests)
 
-Four parts, each printed as JSON lines and a table:
+Five parts, each printed as JSON lines and a table:
 1. `ops`: a tf.profiler trace of a few steps, summarised by op type (kernel time summed over
    TensorFlow's compute threads, so shares are of total kernel time, not of wall time).
 2. `parts`: the step taken apart, timed interleaved in this process: the objective alone, objective
@@ -15,7 +15,12 @@ Four parts, each printed as JSON lines and a table:
    (tests/fixtures/original_glow) to 1e-4, and the loss and gradients against the current code on
    equal weights and noise (largest difference relative to each gradient's scale), and one optimiser
    update from equal gradients (largest difference of any weight or Polyak average), and (b) its speed: our step with and without it,
-   each in its own worker process, interleaved.
+   each in its own worker process, interleaved (`--proposals NAME...` times only those).
+5. `flops`: the step's convolution and matmul FLOPs (forward + backward, from the traced graph's static
+   shapes), with the forms chosen here and with every convolution in the original's form, each step's
+   median time, and the achieved FLOP/s against a large float32 MatMul timed in the same run and the
+   CPU's theoretical peak (`theoretical_peak` states its assumption).
+The `parts` part also times the non-finite check + global norm of the step, before and now.
 """
 import argparse
 import collections
@@ -98,10 +103,16 @@ def parts(config_name, batch, rounds, reps):
 
     grads = [tf.identity(g) for g in gradients()]
     update = tf.function(lambda: optimizer.apply(grads, lr))
+    from glow_tf.training.steps import all_finite
+    finite_each = tf.function(lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
+    finite_norm = tf.function(lambda: [all_finite(grads, tf.linalg.global_norm(grads)), tf.linalg.global_norm(grads)])
+    finite_norm_before = tf.function(lambda: [finite_each(), tf.linalg.global_norm(grads)])
     update_jit = tf.function(lambda: optimizer._update(grads, lr), jit_compile=True)
     fns = {"objective (forward)": objective, "objective + gradients": gradients,
            "optimizer update (tf.function)": update, "optimizer update (XLA)": update_jit,
-           "whole step (make_train_step)": lambda: step(*args)}
+           "whole step (make_train_step)": lambda: step(*args),
+           "finite check + global norm, before (each gradient checked)": finite_norm_before,
+           "finite check + global norm, now (from the norm)": finite_norm}
     return time_in_process(fns, rounds, reps)
 
 
@@ -177,8 +188,8 @@ def layer_times(config_name, batch, rounds, reps):
         fns[f"{h}x{h} l_2 1x1 {width}->{width} matmul"] = make(matmul1, [batch, h, h, width], [1, 1, width, width])
         fns[f"{h}x{h} l_last 3x3 {width}+1->{n_out * half} as the original"] = make(edge, [batch, h, h, width],
                                                                                    [3, 3, width + 1, n_out * half])
-        uses = "glow_tf's choice" if layers.tap_form_is_faster(
-            tf.TensorSpec([batch, h, h, width]), tf.TensorSpec([3, 3, width + 1, n_out * half])) else "unused"
+        uses = "glow_tf's choice" if layers.chosen_form(
+            tf.TensorSpec([batch, h, h, width]), tf.TensorSpec([3, 3, width + 1, n_out * half])) == "taps" else "unused"
         fns[f"{h}x{h} l_last 3x3 {width}+1->{n_out * half} tap form ({uses})"] = make(
             layers.tap_conv2d, [batch, h, h, width], [3, 3, width + 1, n_out * half])
         fns[f"{h}x{h} l_last 3x3 {width}+1->{n_out * half} edge_split"] = make(split, [batch, h, h, width],
@@ -191,6 +202,111 @@ def layer_times(config_name, batch, rounds, reps):
 def common_level_shapes(cfg):
     from glow_tf import GlowConfig
     return GlowConfig(**cfg).level_shapes
+
+
+# --- 5. FLOP/s against the machine's peak ---------------------------------------------------------
+CONV_OPS = ("Conv2D", "_FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "DepthwiseConv2dNative")
+
+
+def _graph_ops(graph):
+    """Every op of a FuncGraph and of the functions it calls (cond branches, custom gradients)."""
+    ops = list(graph.get_operations())
+    for fn in getattr(graph, "_functions", {}).values():
+        inner = getattr(fn, "graph", None)
+        if inner is not None:
+            ops += _graph_ops(inner)
+    return ops
+
+
+def matmul_flops(ops):
+    """{op type: FLOPs} of the convolutions and matrix products among `ops` (2 per multiply-add),
+    from their static shapes; a convolution's two gradients cost what its forward pass does."""
+    out = collections.Counter()
+    for op in ops:
+        t = op.type
+        if t in ("MatMul", "BatchMatMulV2", "BatchMatMul"):
+            a, b = op.inputs[0].shape, op.inputs[1].shape
+            k = a[-2] if op.get_attr("transpose_a" if t == "MatMul" else "adj_x") else a[-1]
+            out[t] += 2.0 * op.outputs[0].shape.num_elements() * k
+            del b
+        elif t in CONV_OPS:
+            if t == "Conv2DBackpropInput":
+                dy, w = op.inputs[2].shape, op.inputs[1].shape
+            elif t == "Conv2DBackpropFilter":
+                dy, w = op.inputs[2].shape, op.outputs[0].shape
+            else:
+                dy, w = op.outputs[0].shape, op.inputs[1].shape
+            out[t] += 2.0 * dy.num_elements() * w[0] * w[1] * w[2]
+    return out
+
+
+def peak_matmul(n=2048, reps=10):
+    """Attainable float32 FLOP/s: the median of `reps` [n, n] @ [n, n] products (TensorFlow's MatMul)."""
+    import tensorflow as tf
+
+    a = tf.random.normal([n, n])
+    b = tf.random.normal([n, n])
+    f = tf.function(lambda a, b: tf.matmul(a, b))
+    f(a, b).numpy()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        f(a, b).numpy()
+        times.append(time.perf_counter() - t0)
+    return 2.0 * n ** 3 / common.median(times)
+
+
+def theoretical_peak():
+    """(FLOP/s, the assumption in words): cores x GHz x float32 FLOP per cycle per core. The clock is
+    /proc/cpuinfo's 'cpu MHz' (a VM's nominal clock, no boost); FLOP per cycle 32 for an AMD Zen 4
+    (family 25: two 256-bit FMA pipes, AVX-512 run as two halves), 64 for a CPU with AVX-512 and two
+    512-bit FMA units (Intel server cores), 32 with AVX2 + FMA."""
+    flags, mhz, family, vendor = set(), None, None, ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key == "flags":
+                flags = set(value.split())
+            elif key == "cpu MHz" and mhz is None:
+                mhz = float(value)
+            elif key == "cpu family" and family is None:
+                family = int(value)
+            elif key == "vendor_id":
+                vendor = value
+    cores = os.cpu_count()
+    if vendor == "AuthenticAMD" and family == 25:
+        per_cycle, why = 32, "AMD Zen 4: 2 FMA pipes x 8 float32 lanes (AVX-512 executed as two 256-bit halves) x 2"
+    elif "avx512f" in flags:
+        per_cycle, why = 64, "AVX-512 with 2 FMA units: 2 x 16 float32 lanes x 2"
+    elif "fma" in flags:
+        per_cycle, why = 32, "AVX2: 2 FMA units x 8 float32 lanes x 2"
+    else:
+        per_cycle, why = 8, "SSE: 4 lanes x 2"
+    peak = cores * (mhz or 0) * 1e6 * per_cycle
+    return peak, f"{cores} cores x {mhz / 1e3:.2f} GHz x {per_cycle} FLOP/cycle ({why})"
+
+
+def flops_part(config_name, batch, rounds, reps):
+    """The step's convolution and matmul FLOPs (as the model computes them, and with every convolution
+    in the original's form), the step's median time, and the machine's attainable and theoretical peak."""
+    import tensorflow as tf
+
+    import glow_tf.bijectors.networks as layers
+
+    glow, optimizer, step, args = build_step(config_name, batch)
+    ours = matmul_flops(_graph_ops(step.get_concrete_function(*args).graph))
+    with layers.conv_form("plain"):
+        _, _, plain_step, plain_args = build_step(config_name, batch)
+        plain = matmul_flops(_graph_ops(plain_step.get_concrete_function(*plain_args).graph))
+    times = time_in_process({"ours": lambda: step(*args), "plain": lambda: plain_step(*plain_args)}, rounds, reps)
+    peak = peak_matmul()
+    theory, assumption = theoretical_peak()
+    del tf, glow, optimizer
+    return {"flops_per_step": sum(ours.values()), "flops_by_op": dict(ours),
+            "flops_per_step_original_form": sum(plain.values()), "step_ms": times["ours"],
+            "step_ms_original_form": times["plain"], "matmul_peak_flops": peak,
+            "theoretical_peak_flops": theory, "theoretical_peak_assumes": assumption}
 
 
 # --- 4. proposals: numbers ---------------------------------------------------------------------
@@ -268,8 +384,10 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     p.add_argument("--steps", type=int, default=4, help="timed steps per variant per round")
     p.add_argument("--trace_steps", type=int, default=3, help="steps in the profiler trace")
-    p.add_argument("--parts", nargs="+", default=["ops", "parts", "layers", "proposals"],
-                   choices=["ops", "parts", "layers", "proposals"], help="which parts to run")
+    p.add_argument("--parts", nargs="+", default=["ops", "parts", "layers", "proposals", "flops"],
+                   choices=["ops", "parts", "layers", "proposals", "flops"], help="which parts to run")
+    p.add_argument("--proposals", nargs="+", default=None, metavar="NAME",
+                   help="only these candidates of the proposals part (current is always timed)")
     p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds (for the tests)")
     p.add_argument("--check", default=None, help=argparse.SUPPRESS)
     p.add_argument("--check_config", default="bench", help=argparse.SUPPRESS)
@@ -321,6 +439,8 @@ def main(argv=None):
 
         cfg = common.config_dict(config_name)
         candidates = CANDIDATES if not args.quick else CANDIDATES[:2]
+        if args.proposals:
+            candidates = [c for c in CANDIDATES if c[0] == "current" or c[0] in args.proposals]
         numbers = {name: numbers_in_subprocess(props, config_name, batch) for name, props, _, _ in candidates
                    if props}
         specs = [(name, {"kind": "ours", "config": {**cfg, "lu": lu}, "batch": batch, "jit": jit, "ckpt": 0,
@@ -355,6 +475,20 @@ def main(argv=None):
                            f"batch {batch}", ["variant", "ms/step", "speed-up", "ref. vectors max err",
                                               "loss diff", "grad max rel diff",
                                               "update max diff", ""], rows)
+    if "flops" in args.parts:
+        r = flops_part(config_name, batch, args.rounds, args.steps)
+        common.emit({"bench": "profile", "part": "flops", **r})
+        rows = []
+        for label, flops, ms in (("our step (forms as chosen here)", r["flops_per_step"], r["step_ms"]),
+                                 ("our step, every conv in the original's form", r["flops_per_step_original_form"],
+                                  r["step_ms_original_form"])):
+            achieved = flops / (ms / 1e3)
+            rows.append([label, f"{flops / 1e9:.2f}", common.fmt(ms), f"{achieved / 1e9:.1f}",
+                         f"{100 * achieved / r['matmul_peak_flops']:.0f}%", f"{100 * achieved / r['theoretical_peak_flops']:.0f}%"])
+        common.print_table(f"Convolution + matmul FLOPs per step (forward + backward) against the peak: "
+                           f"attainable {r['matmul_peak_flops'] / 1e9:.0f} GFLOP/s (2048^2 float32 MatMul, this run), "
+                           f"theoretical {r['theoretical_peak_flops'] / 1e9:.0f} GFLOP/s ({r['theoretical_peak_assumes']})",
+                           ["step", "GFLOP", "ms", "GFLOP/s", "of attainable", "of theoretical"], rows)
     return 0
 
 

@@ -50,7 +50,7 @@ def apply(names):
         current_conv = layers._conv
 
         def _conv(x, w):
-            if layers.tap_form_is_faster(x, w):  # the tap form (already in glow_tf) stays where it applies
+            if layers.chosen_form(x, w) == "taps":  # the tap form (already in glow_tf) stays where it applies
                 return current_conv(x, w)
             if w.shape[0] == 1:
                 return _matmul_1x1(x, w) if use_mm else tf.nn.conv2d(x, w, 1, "VALID")

@@ -79,6 +79,68 @@ def build_ours(spec):
     return step, 2, {"params": n_params, "first_step_s": round(first, 1)}
 
 
+def _script(spec):
+    return "original.py" if spec["kind"] == "original" else "sample_speed.py"
+
+
+MEMORY_MARGIN = 0.8  # plan to fill at most this share of the available memory
+
+
+def workers_that_fit(peak_bytes, available_bytes, margin=MEMORY_MARGIN):
+    """How many more workers of `peak_bytes` resident each fit into `available_bytes` (at least 0)."""
+    if not peak_bytes or available_bytes is None:
+        return 1 << 30
+    return max(0, int(margin * available_bytes // peak_bytes))
+
+
+def measure_what_fits(specs, rounds, steps, build=None):
+    """(one Worker per variant, {name: per-draw seconds}), measured as memory allows: the first worker
+    is built alone and its resident size measured; if the others fit beside it into the available
+    memory (with a margin) they are built one by one and all timed in turn as usual; otherwise they
+    run in groups of as many as fit, rebuilt every round, the groups in rotating order, so that every
+    variant is still timed in every round. A worker that dies is named with its exit status or signal
+    and the likely cause in one line, and the others go on. `build` (--quick) builds the variants
+    that patch nothing in this process."""
+    def start(name, spec):
+        w = common.make_worker(name, _script(spec), spec, build)
+        w.wait_ready()
+        w.resident_bytes()
+        return w
+
+    first = start(*specs[0])
+    peak = first.peak_rss
+    fit = 1 + workers_that_fit(peak, common.available_bytes())
+    if fit >= len(specs):
+        workers = [first]
+        try:
+            for name, spec in specs[1:]:
+                workers.append(start(name, spec))
+            return workers, common.interleave(workers, rounds, steps)
+        finally:
+            common.close_all(workers)
+    avail = common.available_bytes()
+    print(f"{len(specs)} workers of about {peak / 1e9:.1f} GB resident each, {avail / 1e9:.1f} GB available: "
+          f"{fit} at a time, rebuilt every round", file=sys.stderr, flush=True)
+    last, times, alive = {}, {}, {specs[0][0]: first}
+    for r in range(rounds):
+        order = [(n, s) for n, s in specs[r % len(specs):] + specs[:r % len(specs)]
+                 if last.get(n) is None or last[n].error is None]
+        for g in range(0, len(order), fit):
+            group = []
+            try:
+                for name, spec in order[g:g + fit]:
+                    w = alive.pop(name, None) or start(name, spec)
+                    last[name] = w
+                    group.append(w)
+                for w in group:
+                    if w.error is None:
+                        common.run_or_report(w, steps, times)
+            finally:
+                common.close_all(group)
+    common.close_all(alive.values())
+    return [last[n] for n, _ in specs if n in last], times
+
+
 def run_config(args, config_name, batch):
     cfg = common.config_dict(config_name)
     specs = [(f"ours {how}", {"kind": "ours", "config": cfg, "batch": batch, "how": how})
@@ -92,17 +154,7 @@ def run_config(args, config_name, batch):
         specs += [(f"{name} oneDNN", {**spec, "env": common.ONEDNN_ENV}) for name, spec in specs
                   if name in ("ours make_sampler", "original (TF1 graph, m.sample)")]
     specs = common.select_variants(specs, args.variants, config_name)
-    workers = []
-    try:
-        for name, spec in specs:
-            build = build_ours if config_name == "quick" and spec["kind"] == "ours" else None
-            workers.append(common.make_worker(name, "original.py" if spec["kind"] == "original" else "sample_speed.py",
-                                              spec, build))
-            if config_name != "quick":  # one at a time: the CelebA-HQ model is 175M parameters
-                workers[-1].wait_ready()
-        times = common.interleave_when_ready(workers, args.rounds, args.steps)
-    finally:
-        common.close_all(workers)
+    workers, times = measure_what_fits(specs, args.rounds, args.steps, build_ours if config_name == "quick" else None)
     results = {}
     for w in workers:
         t = common.median(times.get(w.name, []))

@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The 3x3 convolutions' form by the fixed rule (networks.tap_form_is_faster), not measured: the suite's
+# numbers and time do not depend on a measurement (tests/test_networks.py tests the measured choice).
+os.environ.setdefault("GLOW_TF_CONV_FORM", "rule")
 
 import pytest  # noqa: E402
 

@@ -138,7 +138,7 @@ def test_profile_quick():
     parts = {}
     for r in records[1:]:
         parts.setdefault(r["part"], []).append(r)
-    assert set(parts) == {"ops", "parts", "layers", "proposals"}
+    assert set(parts) == {"ops", "parts", "layers", "proposals", "flops"}
     ops = [r for r in parts["ops"] if "op" in r]
     assert any("Conv2D" in r["op"] for r in ops)  # Conv2D..., or _MklNativeConv2D... under oneDNN
     assert abs(sum(r["share_of_kernel_time"] for r in ops) - 1) < 0.5  # the top 15 op types
@@ -364,3 +364,61 @@ def test_best_vs_best_quick():
                 t = max(v for n, v in fig.items() if n.startswith(f"tfp {lib} "))
                 assert summary["per_lib"][lib]["tfp"] == pytest.approx(o / t)
     assert "best versus best" in proc.stdout
+
+
+@pytest.mark.slow
+def test_sample_speed_names_a_lost_worker_and_measures_the_rest(monkeypatch):
+    """A worker killed by SIGKILL (as by the out-of-memory killer; planted with GLOW_BENCH_KILL_WORKER)
+    gives one line naming it, the signal and the memory, no traceback, and figures for the others; with
+    memory for one worker at a time they are rebuilt every round and still each timed every round."""
+    import sample_speed
+
+    monkeypatch.setenv("GLOW_BENCH_KILL_WORKER", "ours make_sampler literal")
+    monkeypatch.setattr(sample_speed, "workers_that_fit", lambda peak, available: 0)
+    proc, records = run_bench("sample_speed.py", "--quick", "--variants", "ours make_sampler*")
+    assert "Traceback" not in proc.stderr and "Error" not in proc.stderr.replace("WorkerError", "")
+    lost = [ln for ln in proc.stderr.splitlines() if ln.startswith("lost ")]
+    assert len(lost) == 1, proc.stderr
+    assert lost[0].startswith("lost worker 'ours make_sampler literal' was killed by SIGKILL, probably the "
+                              "out-of-memory killer: ") and " GB resident, " in lost[0], lost[0]
+    assert "2 workers of about " in proc.stderr and "1 at a time, rebuilt every round" in proc.stderr
+    rows = {r["variant"]: r for r in records[1:]}
+    assert rows["ours make_sampler literal"]["n_timed"] == 0 and "SIGKILL" in rows["ours make_sampler literal"]["error"]
+    assert rows["ours make_sampler"]["n_timed"] == 4 and "error" not in rows["ours make_sampler"]  # 2 rounds x 2
+    assert_finite(rows["ours make_sampler"], ["ms", "images_per_s"])
+
+
+def test_how_a_worker_ended_in_words():
+    import signal
+
+    import common
+
+    assert common.describe_exit(-signal.SIGKILL, 8.1e9, 3.2e9) == (
+        "was killed by SIGKILL, probably the out-of-memory killer: 8.1 GB resident, 3.2 GB available when it last "
+        "answered")
+    assert common.describe_exit(-signal.SIGSEGV) == "was killed by SIGSEGV"
+    assert common.describe_exit(1, reason="MemoryError: x") == "exited with status 1: MemoryError: x"
+    import sample_speed
+    assert sample_speed.workers_that_fit(8e9, 20e9) == 2 and sample_speed.workers_that_fit(8e9, 9e9) == 0
+    assert sample_speed.workers_that_fit(0, 1e9) > 100  # in-process workers count nothing
+
+
+def test_profile_flops_count_of_a_convolution_and_its_gradients():
+    """profile_step.matmul_flops against the closed form: a 3x3 convolution 5 -> 7 channels on
+    [2, 6, 6] (VALID after padding) is 2*2*6*6*7*9*5 FLOPs, each of its two gradients as many;
+    a [4, 3] @ [3, 8] matmul 2*4*3*8."""
+    import profile_step
+    import tensorflow as tf
+
+    @tf.function
+    def f(x, w, a, b):
+        with tf.GradientTape() as tape:
+            tape.watch([x, w])
+            y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), w, 1, "VALID")
+        return tape.gradient(y, [x, w]), tf.matmul(a, b)
+
+    graph = f.get_concrete_function(tf.TensorSpec([2, 6, 6, 5]), tf.TensorSpec([3, 3, 5, 7]),
+                                    tf.TensorSpec([4, 3]), tf.TensorSpec([3, 8])).graph
+    flops = profile_step.matmul_flops(profile_step._graph_ops(graph))
+    conv = 2 * 2 * 6 * 6 * 7 * 9 * 5
+    assert flops == {"Conv2D": conv, "Conv2DBackpropInput": conv, "Conv2DBackpropFilter": conv, "MatMul": 2 * 4 * 3 * 8}

@@ -144,8 +144,8 @@ def test_the_automatic_form_by_shape_and_kernel_library():
 
 def test_conv_form_selects_the_form_the_network_runs(monkeypatch):
     """networks.conv_form: "taps" runs every 3x3 convolution of a coupling network (l_1, l_last) in the
-    tap form, "plain" none, "auto" l_last where tap_form_is_faster says so for the kernels found
-    here; the output is the same in every form."""
+    tap form, "plain" none, "rule" l_last where tap_form_is_faster says so for the kernels found
+    here ("auto", measured, is tested below); the output is the same in every form."""
     import glow_tf.bijectors.networks as layers
     calls = []
     tap_conv2d = layers.tap_conv2d
@@ -155,15 +155,15 @@ def test_conv_form_selects_the_form_the_network_runs(monkeypatch):
     x = random_normal([2, 16, 16, 6], seed=15)
     outputs = {}
     for form, expected in (("plain", []), ("taps", [128, 12]),
-                           ("auto", [12] if layers.tap_form_is_faster(tf.zeros([2, 16, 16, 128]), f.l_last.W) else [])):
+                           ("rule", [12] if layers.tap_form_is_faster(tf.zeros([2, 16, 16, 128]), f.l_last.W) else [])):
         calls.clear()
         with layers.conv_form(form):
             outputs[form] = f(x)
         assert calls == expected, form
-    for form in ("taps", "auto"):
+    for form in ("taps", "rule"):
         np.testing.assert_allclose(outputs[form], outputs["plain"], rtol=1e-5,
                                    atol=1e-5 * float(tf.reduce_max(tf.abs(outputs["plain"]))))
-    with pytest.raises(ValueError, match="conv_form 'fast': expected one of 'auto', 'taps', 'plain'"):
+    with pytest.raises(ValueError, match="conv_form 'fast': expected one of 'auto', 'taps', 'plain', 'rule'"):
         with layers.conv_form("fast"):
             pass
     calls.clear()
@@ -193,3 +193,244 @@ def test_coupling_network_with_taps_equals_the_literal_convolutions():
         literal = run()
     for a, b in zip(with_taps, literal):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(b))))
+
+
+# --- conv_form("auto"): the form measured once per shape and machine, cached on disk -------------------
+@pytest.fixture
+def autotune_cache(tmp_path, monkeypatch):
+    """An empty autotune cache folder for the test (GLOW_TF_CACHE_DIR), the automatic form in force, and
+    no decision of the process carried in or out."""
+    from glow_tf import autotune
+    monkeypatch.setenv("GLOW_TF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GLOW_TF_CONV_FORM", "auto")
+    autotune.forget()
+    yield tmp_path / "cache"
+    autotune.forget()
+
+
+def _fake_timer(monkeypatch, seconds):
+    """networks._time_forms replaced by one that returns `seconds` ({form: s}, or a function of the
+    filter's shape giving it) and records each measured filter shape."""
+    import glow_tf.bijectors.networks as layers
+    measured = []
+
+    def timer(x_shape, w_shape, dtype, xla):
+        measured.append(tuple(w_shape))
+        return seconds(w_shape) if callable(seconds) else dict(seconds)
+    monkeypatch.setattr(layers, "_time_forms", timer)
+    return measured
+
+
+def _tap_calls(monkeypatch):
+    import glow_tf.bijectors.networks as layers
+    calls = []
+    tap_conv2d = layers.tap_conv2d
+    monkeypatch.setattr(layers, "tap_conv2d", lambda x, w: calls.append(tuple(w.shape)) or tap_conv2d(x, w))
+    return calls
+
+
+def test_auto_form_is_the_one_measured_faster(autotune_cache, monkeypatch):
+    """Only l_last (32 -> 4 channels: 9 x 4 matmul columns for 33 inputs) is a candidate; it takes
+    the tap form when that was measured faster by more than the margin, else the original's form;
+    l_1 (6 -> 32) is never measured. A choice that ignored the measurement fails here."""
+    import glow_tf.bijectors.networks as layers
+    from glow_tf import autotune
+    f = CouplingNetwork(6, 32, 4, np.random.RandomState(13))
+    perturb(f, 0.3, seed=14)
+    x = random_normal([2, 8, 8, 6], seed=15)
+    calls = _tap_calls(monkeypatch)
+    outputs = []
+    for seconds, expected in (({"taps": 1.0, "plain": 2.0}, [(3, 3, 33, 4)]),
+                              ({"taps": 2.0, "plain": 1.0}, []),
+                              ({"taps": 0.97, "plain": 1.0}, []),  # within the margin: the original's form
+                              ({"taps": 0.9, "plain": 1.0}, [(3, 3, 33, 4)])):
+        autotune.forget()
+        for path in autotune_cache.glob("*"):
+            path.unlink()
+        measured = _fake_timer(monkeypatch, seconds)
+        calls.clear()
+        outputs.append(f(x))
+        assert measured == [(3, 3, 33, 4)], seconds
+        assert calls == expected, seconds
+    for out in outputs[1:]:
+        np.testing.assert_allclose(out, outputs[0], rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(outputs[0]))))
+    assert autotune.pick({"taps": 0.9, "plain": 1.0}, "plain") == "taps"
+    assert autotune.pick({"taps": 0.96, "plain": 1.0}, "plain") == "plain"
+    assert not layers.tap_form_is_candidate(tf.TensorSpec([2, 8, 8, 6]), f.l_1.W)
+
+
+def test_auto_form_is_measured_once_then_read_from_the_cache(autotune_cache, monkeypatch):
+    """The first build measures each candidate shape once (a second call in the process measures
+    nothing); a new process (the process's decisions forgotten) reads the file and measures nothing;
+    the file holds the decision, the times and the key's parts (shape, dtype, kernels, XLA,
+    TensorFlow version, CPU)."""
+    import json
+
+    from glow_tf import autotune
+    measured = _fake_timer(monkeypatch, {"taps": 1.0, "plain": 3.0})
+    calls = _tap_calls(monkeypatch)
+    x = random_normal([2, 8, 8, 6], seed=15)
+    f = CouplingNetwork(6, 32, 4, np.random.RandomState(13))
+    f(x), f(x)
+    assert measured == [(3, 3, 33, 4)] and len(calls) == 2
+    entries = json.loads((autotune_cache / "autotune.json").read_text())["entries"]
+    (k, entry), = entries.items()
+    assert entry["form"] == "taps" and entry["ms"] == {"taps": 1000.0, "plain": 3000.0}
+    parts = json.loads(k)
+    assert parts["x"] == [2, 8, 8, 32] and parts["w"] == [3, 3, 33, 4] and parts["dtype"] == "float32"
+    assert parts["xla"] is False and parts["tensorflow"] == tf.__version__ and parts["cpu"]
+    from glow_tf.bijectors.networks import convolution_kernels
+    assert parts["kernels"] == convolution_kernels()
+
+    autotune.forget()  # as a new process
+    measured.clear(), calls.clear()
+    CouplingNetwork(6, 32, 4, np.random.RandomState(1))(x)
+    assert measured == [] and calls == [(3, 3, 33, 4)]
+    # another batch or the same layer under XLA is another key: measured once each
+    CouplingNetwork(6, 32, 4, np.random.RandomState(1))(random_normal([3, 8, 8, 6], seed=1))
+    tf.function(lambda x: f(x), jit_compile=True)(x)
+    assert measured == [(3, 3, 33, 4)] * 2
+    assert sorted(json.loads(k)["xla"] for k in json.loads((autotune_cache / "autotune.json").read_text())["entries"]) \
+        == [False, False, True]
+
+
+def test_the_real_measurement_inside_a_traced_function(autotune_cache):
+    """Unfaked: the first trace of a tf.function measures both forms eagerly (outside the trace),
+    records finite positive times and the form autotune.pick makes of them; the traced function
+    computes the same as the original's form."""
+    import json
+
+    import glow_tf.bijectors.networks as layers
+    from glow_tf import autotune
+    f = CouplingNetwork(6, 32, 4, np.random.RandomState(3))
+    perturb(f, 0.3, seed=4)
+    x = random_normal([2, 8, 8, 6], seed=5)
+    before = autotune.measurements
+    out = tf.function(f)(x)
+    assert autotune.measurements == before + 1
+    (entry,) = json.loads((autotune_cache / "autotune.json").read_text())["entries"].values()
+    assert set(entry["ms"]) == {"taps", "plain"} and all(0 < t < 1e4 for t in entry["ms"].values())
+    assert entry["form"] == autotune.pick(entry["ms"], "plain")
+    with layers.conv_form("plain"):
+        np.testing.assert_allclose(out, f(x), rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(out))))
+
+
+def test_a_corrupt_cache_is_measured_again_with_one_warning(autotune_cache, monkeypatch):
+    import json
+
+    from glow_tf import autotune
+    autotune_cache.mkdir()
+    path = autotune_cache / "autotune.json"
+    x = random_normal([2, 8, 8, 6], seed=15)
+    for garbage in ('{"format": 1, "entries": {"k": ', "[1, 2]", '{"format": 99, "entries": {}}', "\x00\xff"):
+        path.write_text(garbage)
+        autotune.forget()
+        measured = _fake_timer(monkeypatch, {"taps": 1.0, "plain": 3.0})
+        with pytest.warns(RuntimeWarning, match="autotune cache .*autotune.json is unreadable") as caught:
+            CouplingNetwork(6, 32, 4, np.random.RandomState(1))(x)
+            CouplingNetwork(6, 32, 8, np.random.RandomState(1))(x)  # a second shape: no second warning
+        assert len([w for w in caught if "autotune" in str(w.message)]) == 1, garbage
+        assert measured == [(3, 3, 33, 4), (3, 3, 33, 8)]
+        assert len(json.loads(path.read_text())["entries"]) == 2  # rewritten whole
+
+
+def test_an_unwritable_cache_folder_keeps_the_decisions_in_the_process(autotune_cache, monkeypatch, tmp_path):
+    """A cache folder that cannot be made (its parent is a file) or written (os.replace refused, as in
+    a read-only folder): one warning, the form measured once and kept for the process."""
+    import glow_tf.io
+    from glow_tf import autotune
+    x = random_normal([2, 8, 8, 6], seed=15)
+    (tmp_path / "a_file").write_text("")
+    for folder, refuse in ((tmp_path / "a_file" / "cache", False), (autotune_cache, True)):
+        monkeypatch.setenv("GLOW_TF_CACHE_DIR", str(folder))
+        autotune.forget()
+        if refuse:
+            def replace(src, dst):
+                raise PermissionError(13, "Permission denied", dst)
+            monkeypatch.setattr(glow_tf.io.os, "replace", replace)
+        measured = _fake_timer(monkeypatch, {"taps": 1.0, "plain": 3.0})
+        calls = _tap_calls(monkeypatch)
+        with pytest.warns(RuntimeWarning, match="cannot write the autotune cache") as caught:
+            for _ in range(2):
+                CouplingNetwork(6, 32, 4, np.random.RandomState(1))(x)
+        assert len([w for w in caught if "autotune" in str(w.message)]) == 1
+        assert measured == [(3, 3, 33, 4)] and len(calls) == 2
+        assert not (autotune_cache / "autotune.json").exists()
+        assert not autotune_cache.exists() or not any(autotune_cache.iterdir())  # no temporary file left
+
+
+def test_the_environment_variable_turns_measuring_off(autotune_cache, monkeypatch):
+    import glow_tf.bijectors.networks as layers
+    from glow_tf import autotune
+    measured = _fake_timer(monkeypatch, {"taps": 1.0, "plain": 3.0})
+    calls = _tap_calls(monkeypatch)
+    x = random_normal([2, 8, 8, 6], seed=15)
+    f = CouplingNetwork(6, 32, 4, np.random.RandomState(1))
+    for form, expected in (("plain", []), ("taps", [(3, 3, 7, 32), (3, 3, 33, 4)]),
+                           ("rule", [(3, 3, 33, 4)] if layers.tap_form_is_faster(tf.zeros([2, 8, 8, 32]),
+                                                                                  f.l_last.W) else [])):
+        monkeypatch.setenv("GLOW_TF_CONV_FORM", form)
+        calls.clear()
+        f(x)
+        assert calls == expected, form
+    assert measured == [] and autotune.measurements >= 0 and not autotune_cache.exists()
+    monkeypatch.setenv("GLOW_TF_CONV_FORM", "fastest")
+    with pytest.raises(ValueError, match="GLOW_TF_CONV_FORM='fastest': expected one of 'auto', 'taps', 'plain', 'rule'"):
+        f(x)
+
+
+def _reference_run(glow, ref, config):
+    """(bits/dim, decode of the reference eps, gradients of the mean bits/dim) of an original reference
+    set, eagerly (so that each call takes the form then in force), checked against the vectors."""
+    x, noise = tf.constant(ref["x"]), tf.constant(ref["noise"])
+    y = tf.constant(ref["y"]) if config.ycond else None
+    with tf.GradientTape() as tape:
+        bits = glow.objective(x, y, noise=noise)["bits_x"]
+    grads = tape.gradient(tf.reduce_mean(bits), glow.trainable_variables, unconnected_gradients="zero")
+    np.testing.assert_allclose(bits, ref["bits_x"], atol=1e-4)
+    decoded = glow.decode_with_log_det([tf.constant(ref[f"eps_{i}"]) for i in range(config.n_levels)], y)[0]
+    np.testing.assert_allclose(decoded + 0.5, ref["decoded"], atol=1e-4)
+    return grads
+
+
+def _assert_same_gradients(grads_a, grads_b):
+    for a, b in zip(grads_a, grads_b):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * max(1e-3, float(tf.reduce_max(tf.abs(b)))))
+
+
+@pytest.mark.parametrize("name", ["additive_reverse", "additive_shuffle", "affine_invconv", "affine_lu_ycond"])
+def test_the_original_reference_vectors_hold_whichever_form_is_measured_faster(autotune_cache, monkeypatch, name):
+    """A reference set of the original release (tests/fixtures/original_glow) with every 3x3
+    convolution forced into each form, and with the automatic form made to measure the tap form
+    faster, then the original's: bits/dim and decode to the reference vectors' 1e-4, and the
+    gradients of every choice against each other. In the additive sets the coupling networks' output
+    layers (16 -> 6 channels) are candidates; in the affine ones (16 -> 12, 24) nothing is measured."""
+    import json
+    import os
+
+    import glow_tf
+    import glow_tf.bijectors.networks as layers
+    from glow_tf import GlowConfig, autotune
+    folder = os.path.join(os.path.dirname(__file__), "fixtures", "original_glow", name)
+    with open(os.path.join(folder, "hps.json")) as f:
+        config = GlowConfig.from_dict(json.load(f), strict=False)
+    glow = glow_tf.load_original_checkpoint(os.path.join(folder, "model.ckpt"), config)
+    ref = dict(np.load(os.path.join(folder, "reference.npz")))
+    calls = _tap_calls(monkeypatch)
+    grads = {}
+    for form in ("taps", "plain"):
+        calls.clear()
+        with layers.conv_form(form):
+            grads[form] = _reference_run(glow, ref, config)
+        assert bool(calls) == (form == "taps")
+    _assert_same_gradients(grads["taps"], grads["plain"])
+    for winner, loser in (("taps", "plain"), ("plain", "taps")):
+        autotune.forget()
+        for path in autotune_cache.glob("*"):
+            path.unlink()
+        measured = _fake_timer(monkeypatch, {winner: 1.0, loser: 3.0})
+        calls.clear()
+        _assert_same_gradients(_reference_run(glow, ref, config), grads["plain"])
+        candidates = config.flow_coupling in (0, "additive")
+        assert bool(measured) == candidates
+        assert bool(calls) == (candidates and winner == "taps"), winner

@@ -165,3 +165,21 @@ def test_the_loop_calls_its_hooks_in_order(tmp_path):
                      ("epoch_end", epoch, epoch == 2, 4, epoch)]
     assert recorder.calls == [*expected, ("end",), ("close",)]
     assert sorted(os.listdir(tmp_path / "run")) == ["config.json"]  # written by build_run, not the loop
+
+
+def test_all_finite_from_the_global_norm_is_the_element_by_element_answer():
+    """steps.all_finite: True only when every element is finite, also when the squares overflow the
+    norm to infinity while every element is finite (1e30), where the norm alone would say no."""
+    from glow_tf.training.steps import all_finite
+
+    def check(tensors):
+        tensors = [tf.constant(t, tf.float32) for t in tensors]
+        got = bool(tf.function(lambda ts: all_finite(ts, tf.linalg.global_norm(ts)))(tensors))
+        assert got == all(bool(np.all(np.isfinite(t.numpy()))) for t in tensors)
+        return got
+
+    assert check([[1.0, -2.0], [[3.0]]])
+    assert not check([[1.0, np.nan], [[3.0]]])
+    assert not check([[1.0, 2.0], [[-np.inf]]])
+    assert check([[1e30, -1e30], [[1.0]]])  # finite elements whose squares overflow
+    assert not check([[1e30, np.inf], [[1.0]]])

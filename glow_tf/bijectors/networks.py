@@ -7,6 +7,7 @@ shapes so that an original checkpoint maps onto them one to one.
 """
 import contextlib
 import functools
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -102,8 +103,9 @@ def convolution_kernels():
 
 def tap_form_is_faster(x, w, kernels=None):
     """Whether `tap_conv2d` is the faster form for input `x` and filter `w` (tensors or TensorSpecs)
-    on `kernels`, one of KERNELS (default: `convolution_kernels()`, those that run here); the choice
-    of `conv_form("auto")`. Measured on a 2-core CPU (bench/README.md): with TensorFlow's default
+    on `kernels`, one of KERNELS (default: `convolution_kernels()`, those that run here), by a rule
+    drawn from earlier measurements; the choice of `conv_form("rule")` (`conv_form("auto")` measures
+    instead). Measured on a 2-core CPU (bench/README.md): with TensorFlow's default
     CPU kernels it wins from 8x8 images up when C_out <= 24 and C_in >= 4 C_out
     (forward + gradients 1.3-4.2x, forward alone up to 3.9x for CelebA-HQ's 128x128 `l_last`), and
     loses on 4x4 images, for wider outputs and for few inputs (the split priors).
@@ -124,18 +126,29 @@ def tap_form_is_faster(x, w, kernels=None):
     return kernels == "eigen"
 
 
-CONV_FORMS = ("auto", "taps", "plain")
-_conv_form = "auto"
+CONV_FORMS = ("auto", "taps", "plain", "rule")
+FORM_ENV = "GLOW_TF_CONV_FORM"
+_conv_form = None  # set by conv_form(); None: $GLOW_TF_CONV_FORM, else "auto"
+
+
+def current_conv_form():
+    """The form in force: `conv_form`'s block, else $GLOW_TF_CONV_FORM, else "auto"."""
+    form = _conv_form or os.environ.get(FORM_ENV) or "auto"
+    if form not in CONV_FORMS:
+        raise ValueError(f"{FORM_ENV}={form!r}: expected one of {', '.join(map(repr, CONV_FORMS))}")
+    return form
 
 
 @contextlib.contextmanager
 def conv_form(form):
     """Within the block, every convolution with a filter larger than 1x1 (the coupling network's
     `l_1` and `l_last`, the split priors, learntop's prior) runs in one form: "taps" (`tap_conv2d`),
-    "plain" (`edge_conv2d`, the original's) or "auto" (the default: the tap form where
-    `tap_form_is_faster`). The forms compute the same sums (float32 round-off apart). The form is
-    read when a function is traced: a tf.function traced before the block keeps its form. For tests
-    and benchmarks that compare the forms; the setting is the process's, not a thread's.
+    "plain" (`edge_conv2d`, the original's), "auto" (the default: the form measured faster here,
+    `measured_form`) or "rule" (the tap form where `tap_form_is_faster`, nothing measured). Outside
+    any block the environment variable GLOW_TF_CONV_FORM (same values) sets it, e.g. "rule" or "plain"
+    for timings that must not depend on a measurement. The forms compute the same sums (float32
+    round-off apart). The form is read when a function is traced: a tf.function traced before the
+    block keeps its form. The setting is the process's, not a thread's.
 
         with networks.conv_form("plain"):
             bits = glow.objective(x)["bits_x"]
@@ -150,11 +163,98 @@ def conv_form(form):
         _conv_form = previous
 
 
+def tap_form_is_candidate(x, w):
+    """Whether `measured_form` times the tap form for input `x` and filter `w` at all: a filter larger
+    than 1x1, a known height and width, and the matmul's k*k*C_out columns at most 4x the C_in + 1
+    input channels (so not the coupling network's `l_1` or the priors, whose tap-form intermediate
+    would be 9-40x their input: slower in every measurement, bench/README.md). Elsewhere the
+    original's form is kept without measuring."""
+    k, c_in, c_out = w.shape[0], w.shape[2], w.shape[3]
+    return k > 1 and x.shape[1] is not None and x.shape[2] is not None and k * k * c_out <= 4 * c_in
+
+
+UNKNOWN_BATCH_MAX = 16  # an unknown batch is timed at 1 and at up to this many images (see measured_form)
+UNKNOWN_BATCH_BYTES = 64 << 20
+
+
+def _in_xla_context():
+    from tensorflow.python.ops import control_flow_util
+
+    return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+
+
+def measured_form(x, w):
+    """"taps" or "plain" for input `x` and filter `w` (tensors or TensorSpecs): the form that ran
+    faster here, forward + both gradients as training runs them, measured once per shape, dtype,
+    kernel library, XLA or not, TensorFlow version and CPU model, and cached on disk
+    (`glow_tf.autotune`: $GLOW_TF_CACHE_DIR/autotune.json). The tap form is chosen only when it was
+    more than `autotune.MARGIN` faster. When called while a function is traced, the measurement runs
+    eagerly outside it (tf.init_scope), under XLA if the function is compiled with XLA. For an
+    unknown batch size both forms are timed at batch 1 and at the largest batch up to
+    UNKNOWN_BATCH_MAX whose input fits in 64 MB, and compared by the product of the two times (the
+    geometric mean of the two ratios)."""
+    from glow_tf import autotune
+
+    if not tap_form_is_candidate(x, w):
+        return "plain"
+    with tf.init_scope():
+        if not tf.executing_eagerly():  # a TF1-style graph: nothing can run before the graph does
+            return "plain"
+    dtype = tf.as_dtype(x.dtype)
+    xla = _in_xla_context()
+    x_shape, w_shape = list(x.shape), list(w.shape)
+    k = autotune.key(op="edge_conv2d", x=x_shape, w=w_shape, dtype=dtype.name, kernels=convolution_kernels(),
+                     xla=xla)
+    return autotune.decide(k, lambda: _time_forms(x_shape, w_shape, dtype, xla), "plain", ("taps", "plain"))
+
+
+def _time_forms(x_shape, w_shape, dtype, xla):
+    """{"taps": s, "plain": s}: median seconds of forward + both gradients of each form (see
+    measured_form)."""
+    from glow_tf import autotune
+
+    if x_shape[0] is not None:
+        batches = [x_shape[0]]
+    else:
+        image_bytes = int(np.prod(x_shape[1:])) * dtype.size
+        batches = sorted({1, max(1, min(UNKNOWN_BATCH_MAX, UNKNOWN_BATCH_BYTES // image_bytes))})
+    total = {"taps": 1.0, "plain": 1.0}
+    with tf.init_scope():  # eager, outside any function being traced
+        rng = np.random.default_rng(0)
+        w = tf.constant(rng.standard_normal(w_shape) * 0.05, dtype)
+        for batch in batches:
+            x = tf.constant(rng.standard_normal([batch, *x_shape[1:]]), dtype)
+            dy = tf.constant(rng.standard_normal([batch, *x_shape[1:3], w_shape[3]]), dtype)
+
+            def make(conv):
+                # the inputs are arguments, not captured constants, so that nothing is constant-folded;
+                # tf.gradients, not a tape: tf.init_scope pauses the tapes
+                @tf.function(jit_compile=xla, autograph=False)
+                def forward_backward(x, w, dy):
+                    return tf.gradients(conv(x, w), [x, w], grad_ys=dy)
+                return lambda: forward_backward(x, w, dy)
+
+            seconds = autotune.time_interleaved({"plain": make(edge_conv2d), "taps": make(tap_conv2d)})
+            total = {form: total[form] * seconds[form] for form in total}
+    return {form: t ** (1.0 / len(batches)) for form, t in total.items()}
+
+
+def chosen_form(x, w):
+    """"taps" or "plain": the form `_conv` computes input `x` and filter `w` in, under the form in force
+    (`conv_form`, $GLOW_TF_CONV_FORM, else "auto": measured)."""
+    if w.shape[0] == 1:
+        return "plain"
+    form = current_conv_form()
+    if form == "auto":
+        return measured_form(x, w)
+    if form == "rule":
+        return "taps" if tap_form_is_faster(x, w) else "plain"
+    return form
+
+
 def _conv(x, w):
     """The original's convolution, computed in the form `conv_form` selects (by default the faster)."""
-    if w.shape[0] > 1 and (_conv_form == "taps" or (_conv_form == "auto" and tap_form_is_faster(x, w))):
-        return tap_conv2d(x, w)
-    return edge_conv2d(x, w)
+    return tap_conv2d(x, w) if chosen_form(x, w) == "taps" else edge_conv2d(x, w)
 
 
 class Conv2D(tf.Module):
