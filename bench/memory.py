@@ -168,6 +168,8 @@ def main(argv=None):
                      common.Worker(mode, "memory.py", spec, env={"MALLOC_MMAP_THRESHOLD_": "131072"}))
                 w.wait_ready()
                 workers.append(w)
+                print(json.dumps({"partial": "built", "depth": depth, "backprop": mode, "error": w.error, **w.info}),
+                      file=sys.stderr, flush=True)  # the memory figures, before the timing
             times = common.interleave([w for w in workers if w.error is None], rounds, steps)
         finally:
             common.close_all(workers)
