@@ -1,35 +1,59 @@
 #!/usr/bin/env python
-"""Peak memory and time of one training step (train.py's step) at depth K, 2K and 4K, for each way of
-computing its gradients: --backprop store, checkpoint and reversible.
+"""Memory and time of one training step (train.py's step) at depth K, 2K and 4K, for each way of
+computing its gradients: --backprop store, checkpoint and reversible, taken apart into what the
+parameters need and what the activations need.
 
     python bench/memory.py                 # bench configuration (K=8, 16 and 32, batch 16)
-    python bench/memory.py --config celeba --batch 1 --depths 32   # the CelebA-HQ 256 model
+    python bench/memory.py --batch 128     # the same where the activations dominate
+    python bench/memory.py --config celeba --batch 1 --depths 32 --modes reversible   # CelebA-HQ 256
     python bench/memory.py --quick         # a tiny model (for the tests)
 
-Each measurement runs in a fresh process, one at a time by default (`--parallel N` runs N at once,
-which makes the timings compete with each other):
-build the model and its step, run two warm-up steps, give freed memory back to the system
-(malloc_trim), reset the kernel's high-water mark (/proc/self/clear_refs), run one step and read the
-peak resident set size (VmHWM); then time `--steps` more steps. The figures:
-- `step_mb`: peak during the step minus the resident size just before it: the activations, their
-  gradients and the optimiser's temporaries (what checkpointing and reversible backprop trade for
-  recomputation);
-- `peak_rss_mb`: the process's peak during the step (TensorFlow, the graph, weights, optimiser
-  state included);
-- `step_s`: the median time of the timed steps; `speed_vs_checkpoint`: checkpoint's step_s at the same
-  depth / this step_s; `step_vs_K`: step_mb / the same mode's step_mb at the smallest depth.
-On a GPU the same step is measured with `tf.config.experimental.get_memory_info` (peak bytes after
-`reset_memory_stats`) and reported as `gpu_peak_mb`. Large tensors are allocated with mmap in the
-measuring process (MALLOC_MMAP_THRESHOLD_), so that freed activations leave the resident set.
+Per depth, one worker process per mode (store, checkpoint, reversible), built one after the other;
+each builds train.py's step on a fixed batch, runs two warm-up steps and measures (below); then the
+parent times the modes interleaved (`--rounds` x `--steps`, the order rotating every round, one
+worker computing at a time), so that their speeds are compared on the same machine load.
+
+The memory figures come from TensorFlow's own allocator (`tf.config.experimental.get_memory_info`:
+the bytes TensorFlow's allocator has handed out to tensors, `current`, and `peak` since
+`reset_memory_stats`; on the CPU this script makes TensorFlow use its BFC allocator,
+TF_CPU_ALLOCATOR_USE_BFC, whose statistics count every tensor): every tensor a step creates, and
+nothing else (not the graph, not Python, not malloc's free lists). A pass's figure is its peak minus the bytes in use just before
+it (weights, optimiser state and the input batch are already there), after one untimed call of the
+same pass (tracing):
+- `step_mb`: the whole training step (objective, gradients, the finite check, Adamax + Polyak);
+- `act_mb`: the activations alone: the same forward and backward pass in the same mode, but
+  differentiated with respect to the input image only (the dequantisation noise), so that no
+  parameter gradient is computed or kept (TensorFlow prunes those ops): what `store` keeps,
+  `checkpoint` keeps one input per flow step plus one step's activations, `reversible` one step's;
+- `grads_mb`: one copy of the parameters (4 bytes each), the size of the gradients that every mode
+  must hold at once at the end of the backward pass (the finite check and the update read them all);
+- `opt_mb`: Adamax + Polyak's temporaries: the update alone, given the gradients (already held);
+- `state_mb`: what lives between steps: weights, Adamax's m1 and m2, the Polyak averages (counted
+  from the variables' sizes);
+- `peak_rss_mb`: the process's peak resident size during the step (`VmHWM` after resetting it with
+  /proc/self/clear_refs; TensorFlow, the graph and everything else included), `rss_before_mb` just
+  before it; large tensors are mmap-ed (MALLOC_MMAP_THRESHOLD_), so freed activations leave it;
+- `step_s`: the median of the interleaved timed steps; `speed_vs_checkpoint`: checkpoint's step_s /
+  this step_s (same depth, same run); `act_vs_K` / `step_vs_K`: the figure / the same mode's at the
+  smallest depth.
+On a GPU the same allocator figures come from the GPU's allocator.
 """
 import argparse
 import ctypes
+import gc
 import json
 import os
-import subprocess
 import sys
 
-import common
+# TensorFlow's default CPU allocator leaves small tensors out of its statistics (a step of the quick
+# model reads as 0 bytes); its BFC allocator, which this switches the CPU device to, counts every
+# tensor (rounded up to its 256-byte bins). Set before TensorFlow starts (workers inherit it).
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
+import common  # noqa: E402
+
+MODES = ("store", "checkpoint", "reversible")
+MIB = 2 ** 20
 
 
 def _status_kb(field):
@@ -40,16 +64,20 @@ def _status_kb(field):
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def measure(spec):
-    """One measurement in this process (see the module docstring)."""
-    import gc
+def _nbytes(variables):
+    return sum(int(v.shape.num_elements()) * v.dtype.size for v in variables)
 
+
+def build(spec):
+    """Worker side: build the step, warm up, measure the memory figures (module docstring); returns
+    (step, 0, figures) for common.worker_main, which then times steps on request."""
     import numpy as np
     import tensorflow as tf
 
-    import time
-
-    glow, _, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"], backprop=spec["backprop"])
+    device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    glow, optimizer, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"],
+                                                                    backprop=spec["backprop"])
+    params = glow.trainable_variables
     counter = tf.Variable(0, dtype=tf.int64)
 
     def step():
@@ -57,45 +85,45 @@ def measure(spec):
         counter.assign_add(1)
         return [t.numpy() for t in out]
 
+    def transient_mb(run):
+        """Peak bytes TensorFlow's allocator holds during `run()` beyond those held just before it."""
+        run()  # traces (and warms) the pass
+        gc.collect()
+        before = tf.config.experimental.get_memory_info(device)["current"]
+        tf.config.experimental.reset_memory_stats(device)
+        run()
+        return (tf.config.experimental.get_memory_info(device)["peak"] - before) / MIB
+
     step(), step()
+    out = {"params": sum(int(np.prod(v.shape)) for v in params), "device": device}
+    # The process's resident size during one step (the kernel's high-water mark, reset before it).
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     before = _status_kb("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current resident size
-    stats, _, finite = step()
-    peak = _status_kb("VmHWM")
-    out = {"peak_rss_mb": peak / 1024, "rss_before_mb": before / 1024, "step_mb": (peak - before) / 1024,
-           "finite": bool(finite), "params": sum(int(np.prod(v.shape)) for v in glow.trainable_variables)}
-    times = []
-    for _ in range(spec["steps"]):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    out["step_s"] = common.median(times)
-    if tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.reset_memory_stats("GPU:0")
-        step()
-        out["gpu_peak_mb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20
-    return out
+    *_, finite = step()
+    out.update(peak_rss_mb=_status_kb("VmHWM") / 1024, rss_before_mb=before / 1024, finite=bool(finite))
+    out["step_mb"] = transient_mb(step)
 
+    noise = tf.constant(np.random.RandomState(1).uniform(0, 1.0 / glow.config.n_bins, x.shape.as_list()), tf.float32)
 
-def start_one(spec):
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--measure", json.dumps(spec)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=common.REPO)
+    @tf.function
+    def input_gradient(noise):  # the activations' share: d loss / d input, no parameter gradient
+        with tf.GradientTape() as tape:
+            tape.watch(noise)
+            loss = tf.reduce_mean(glow.objective(x, y if glow.config.ycond else None, noise=noise)["loss"])
+        return tf.reduce_sum(tape.gradient(loss, noise))
 
+    out["act_mb"] = transient_mb(lambda: input_gradient(noise).numpy())
 
-def finish_one(proc):
-    stdout, stderr = proc.communicate()
-    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = stderr.strip().splitlines()[-1:] or [""]
-        return {"error": f"measurement exited with code {proc.returncode}: {tail[0][:300]}"}
-    return json.loads(lines[-1])
-
-
-MODES = ("store", "checkpoint", "reversible")
+    grads = [tf.zeros_like(v) for v in params]  # gradient-sized inputs (their values do not matter)
+    update = tf.function(lambda grads: optimizer.apply(grads, lr * 0.0))  # lr 0: the weights stay
+    out["opt_mb"] = transient_mb(lambda: update(grads))
+    out["grads_mb"] = _nbytes(params) / MIB
+    out["state_mb"] = (_nbytes(params) + _nbytes([*optimizer.m1, *optimizer.m2, *optimizer.ema])) / MIB
+    del grads
+    return step, 0, out
 
 
 def main(argv=None):
@@ -105,25 +133,18 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=16, help="batch size")
     p.add_argument("--depths", default=None, help="comma-separated depths (default: K, 2K, 4K)")
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated backprop modes")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
-    p.add_argument("--parallel", type=int, default=None,
-                   help="measurements run at a time (default 1, for comparable timings; 3 with --quick)")
+    p.add_argument("--rounds", type=int, default=3, help="timing rounds (the modes interleaved)")
+    p.add_argument("--steps", type=int, default=2, help="timed steps per mode per round")
     p.add_argument("--quick", action="store_true", help="a tiny model (for the tests)")
-    p.add_argument("--measure", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.measure is not None:
-        sys.stdout = sys.__stdout__
-        common.emit(measure(json.loads(args.measure)))
-        return 0
-    if args.batch < 1:
-        p.error(f"--batch {args.batch}: expected a positive integer")
-    args.parallel = (3 if args.quick else 1) if args.parallel is None else args.parallel
-    if args.parallel < 1:
-        p.error(f"--parallel {args.parallel}: expected a positive integer")
-    if args.steps < 1:
-        p.error(f"--steps {args.steps}: expected a positive integer")
+    if args.worker is not None:
+        return common.worker_main(args.worker, build)
+    for name in ("batch", "rounds", "steps"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} {getattr(args, name)}: expected a positive integer")
     modes = args.modes.split(",")
-    if not modes or set(modes) - set(MODES):
+    if not modes or set(modes) - set(MODES) or len(set(modes)) != len(modes):
         p.error(f"--modes {args.modes!r}: expected a comma-separated subset of {','.join(MODES)}")
     name, batch = ("quick", 4) if args.quick else (args.config, args.batch)
     cfg = common.config_dict(name)
@@ -133,29 +154,51 @@ def main(argv=None):
         depths = []
     if not depths or min(depths) < 1:
         p.error(f"--depths {args.depths!r}: expected comma-separated positive integers")
+    rounds, steps = (1, 1) if args.quick else (args.rounds, args.steps)
     common.emit({"bench": "memory", "machine": common.machine()})
     results = {}
-    keys = [(depth, mode) for depth in depths for mode in modes]
-    for i in range(0, len(keys), args.parallel):  # --parallel 1: the timings compare like with like
-        procs = {(depth, mode): start_one({"config": {**cfg, "depth": depth}, "batch": batch, "backprop": mode,
-                                           "steps": args.steps}) for depth, mode in keys[i:i + args.parallel]}
-        for (depth, mode), proc in procs.items():
-            results[(depth, mode)] = {"bench": "memory", "config": name, "batch": batch, "depth": depth,
-                                      "backprop": mode, "parallel": args.parallel, **finish_one(proc)}
-            print(json.dumps({"partial": True, **results[(depth, mode)]}), file=sys.stderr, flush=True)
+    for depth in depths:
+        workers = []
+        try:
+            for mode in modes:  # built one at a time: their builds do not compete
+                spec = {"config": {**cfg, "depth": depth}, "batch": batch, "backprop": mode}
+                # --quick: every mode in this process (one TensorFlow start; the allocator's figures
+                # are per pass, so they hold; the resident sizes and times then compare nothing)
+                w = (common.InProcessWorker(mode, build, spec) if args.quick else
+                     common.Worker(mode, "memory.py", spec, env={"MALLOC_MMAP_THRESHOLD_": "131072"}))
+                w.wait_ready()
+                workers.append(w)
+                print(json.dumps({"partial": "built", "depth": depth, "backprop": mode, "error": w.error, **w.info}),
+                      file=sys.stderr, flush=True)  # the memory figures, before the timing
+            times = common.interleave([w for w in workers if w.error is None], rounds, steps)
+        finally:
+            common.close_all(workers)
+        for w in workers:
+            r = {"bench": "memory", "config": name, "batch": batch, "depth": depth, "backprop": w.name}
+            if w.error is not None:
+                r["error"] = w.error
+            else:
+                r.update({k: v for k, v in w.info.items() if k != "ready"})
+                r["step_s"] = common.median(times[w.name])
+            results[(depth, w.name)] = r
+            print(json.dumps({"partial": True, **r}), file=sys.stderr, flush=True)
     rows = []
     for (depth, mode), r in results.items():
         first, ckpt = results.get((depths[0], mode), {}), results.get((depth, "checkpoint"), {})
-        r["step_vs_K"] = r["step_mb"] / first["step_mb"] if first.get("step_mb") and "step_mb" in r else None
-        r["speed_vs_checkpoint"] = ckpt["step_s"] / r["step_s"] if ckpt.get("step_s") and "step_s" in r else None
+        for key in ("act", "step"):
+            r[f"{key}_vs_K"] = (r[f"{key}_mb"] / first[f"{key}_mb"] if first.get(f"{key}_mb") and f"{key}_mb" in r
+                                else None)
+        r["speed_vs_checkpoint"] = ckpt["step_s"] / r["step_s"] if ckpt.get("step_s") and r.get("step_s") else None
         common.emit(r)
-        rows.append([f"K={depth}", mode, common.fmt(r.get("step_mb")), common.fmt(r.get("step_vs_K"), 2),
-                     common.fmt(r.get("peak_rss_mb")), common.fmt(r.get("step_s"), 3),
-                     common.fmt(r.get("speed_vs_checkpoint"), 2), common.fmt(r.get("gpu_peak_mb")),
-                     r.get("error", "")[:60]])
-    common.print_table(f"Memory and time of one training step, {name} configuration, batch {batch}",
-                       ["depth", "backprop", "step MB", f"step vs K={depths[0]}", "peak RSS MB", "step s",
-                        "speed vs checkpoint", "GPU peak MB", ""], rows)
+        f = lambda k, d=1: common.fmt(r.get(k), d)  # noqa: E731
+        rows.append([f"K={depth}", mode, common.fmt(r.get("params")), f("state_mb"), f("grads_mb"), f("opt_mb"),
+                     f("act_mb"), f("act_vs_K", 2), f("step_mb"), f("step_vs_K", 2), f("rss_before_mb", 0),
+                     f("peak_rss_mb", 0), f("step_s", 3), f("speed_vs_checkpoint", 2), r.get("error", "")[:60]])
+    common.print_table(f"Memory (MB, TensorFlow's allocator unless RSS) and time of one training step, {name} "
+                       f"configuration, batch {batch}",
+                       ["depth", "backprop", "params", "state", "grads", "Adamax temp", "activations",
+                        f"act vs K={depths[0]}", "step", f"step vs K={depths[0]}", "RSS before", "peak RSS",
+                        "step s", "speed vs checkpoint", ""], rows)
     return 0
 
 

@@ -104,8 +104,74 @@ def rebuild_input(step, z):
     return tf.stop_gradient(step.decode(z)[0])
 
 
+def _coupling_kind(layer):
+    """"affine" or "additive" for the couplings whose inverse can share its network pass with the
+    gradient (below); None for any other layer."""
+    from glow_tf.bijectors.coupling import AdditiveCoupling, AffineCoupling
+
+    return {AffineCoupling: "affine", AdditiveCoupling: "additive"}.get(type(layer))
+
+
+def _layers(step):
+    """The step's layers in encode order when it is a FlowStep (actnorm, permutation, coupling);
+    else the step itself, taken as one layer."""
+    layers = [getattr(step, name, None) for name in ("actnorm", "permutation", "coupling")]
+    return layers if all(layer is not None for layer in layers) else [step]
+
+
+def _coupling_backward(layer, kind, z, dz, dlog_det):
+    """(input x, its gradient, gradients of the layer's variables) of a coupling from its output z.
+
+    The network's one pass serves both the inverse and the gradient: `f(z1)` is computed under a tape
+    (z1 = x1: the first half passes unchanged), x2 is rebuilt from it (without gradient), and the
+    forward `z2 = x2 + f(x1)` (additive) or `(x2 + shift) * scale` (affine, log-det `sum log scale`)
+    is written again from x2 and the taped f, so that the tape holds the forward's exact derivative at
+    (x1, x2) and the network is not run a third time (inverse, re-run forward, backward)."""
+    z1, z2 = tf.split(z, 2, axis=-1)
+    params = layer.trainable_variables
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(z1)
+        tape.watch(params)
+        if kind == "affine":
+            shift, scale = layer._shift_and_scale(z1)
+            x2 = tf.stop_gradient(z2 / scale - shift)
+            tape.watch(x2)
+            again = (x2 + shift) * scale
+            ld = tf.broadcast_to(tf.reduce_sum(tf.math.log(scale), axis=[1, 2, 3]), tf.shape(dlog_det))
+        else:
+            f = layer.f1(z1)
+            x2 = tf.stop_gradient(z2 - f)
+            tape.watch(x2)
+            again = x2 + f
+            ld = tf.zeros_like(dlog_det)
+    dz1, dz2 = tf.split(dz, 2, axis=-1)
+    grads = tape.gradient([again, ld], [z1, x2, *params], output_gradients=[dz2, dlog_det],
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return tf.concat([z1, x2], axis=-1), tf.concat([dz1 + grads[0], grads[1]], axis=-1), params, grads[2:]
+
+
+def _layer_backward(layer, z, dz, dlog_det):
+    """(input x, its gradient, the layer's variables, their gradients) of any layer from its output z:
+    x rebuilt by the layer's inverse, then its encode run again on x under a tape."""
+    inp = rebuild_input(layer, z)
+    params = layer.trainable_variables
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(inp)
+        tape.watch(params)
+        again, ld = layer.encode(inp)
+        ld = tf.broadcast_to(ld, tf.shape(dlog_det))
+    grads = tape.gradient([again, ld], [inp, *params], output_gradients=[dz, dlog_det],
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return inp, grads[0], params, grads[1:]
+
+
 def reversible_steps(steps, x, level=0, monitor=None):
     """`encode_steps(steps, x)` with reversible gradients: (z, log-det [N]).
+
+    Backwards, layer by layer within each step (a FlowStep's coupling, permutation, actnorm): each
+    layer's input is rebuilt from its output and the layer's vector-Jacobian product taken at it; a
+    coupling's network runs once for both (`_coupling_backward`), so a step costs its forward pass,
+    one more forward pass of its network and the backward pass, as under "checkpoint".
 
     The gradient covers x and every trainable variable the steps read (TensorFlow passes them to the
     gradient function as `variables`, in its own order; each gets the sum over the steps that use it).
@@ -129,23 +195,19 @@ def reversible_steps(steps, x, level=0, monitor=None):
             totals = {}
             out = z
             for step in reversed(steps):
-                # After the step above is done: otherwise the executor may run the whole chain of
-                # inverses ahead (it depends on z only) and hold every rebuilt input at once.
-                with tf.control_dependencies([dz]):
-                    inp = rebuild_input(step, tf.identity(out))
-                params = step.trainable_variables
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    tape.watch(inp)
-                    tape.watch(params)
-                    again, ld = step.encode(inp)
-                    ld = tf.broadcast_to(ld, tf.shape(dlog_det))
-                grads = tape.gradient([again, ld], [inp, *params], output_gradients=[dz, dlog_det],
-                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                dz = grads[0]
-                for v, g in zip(params, grads[1:]):
-                    g = tf.convert_to_tensor(g)
-                    totals[v.ref()] = totals[v.ref()] + g if v.ref() in totals else g
-                out = inp
+                for layer in reversed(_layers(step)):
+                    # After the layer above is done: otherwise the executor may run the whole chain
+                    # of inverses ahead (it depends on z only) and hold every rebuilt input at once.
+                    with tf.control_dependencies([dz]):
+                        out = tf.identity(out)
+                    kind = _coupling_kind(layer)
+                    if kind is not None:
+                        out, dz, params, grads = _coupling_backward(layer, kind, out, dz, dlog_det)
+                    else:
+                        out, dz, params, grads = _layer_backward(layer, out, dz, dlog_det)
+                    for v, g in zip(params, grads):
+                        g = tf.convert_to_tensor(g)
+                        totals[v.ref()] = totals[v.ref()] + g if v.ref() in totals else g
             if monitor is not None:
                 monitor.record(level, out, x)
             return dz, [totals.get(v.ref(), tf.zeros_like(v)) for v in variables]

@@ -10,7 +10,8 @@
             broadcast), the final variables, and every training batch this rank consumed, in order;
           {"name", "kind": "step"}: one training step on this rank's share of a fixed batch with
             fixed noise (one_step), then one with a NaN in rank 1's noise only; the test runs
-            one_step in one process on the whole batch.
+            one_step in one process on the whole batch; with "backprop": "reversible", the step and
+            REVERSIBLE_STEPS more on the same batch in that mode (no NaN step).
         A job that ends in SystemExit (train.py's errors) saves {"exit": its code} and prints the
         message as the interpreter would at exit; any other exception saves {"error": traceback}.
         Either way the next job runs. Each job starts with the line JOB_MARKER + name on stdout and
@@ -50,6 +51,7 @@ STEP_CONFIG = GlowConfig(image_size=8, n_levels=2, depth=2, width=16, flow_coupl
                          n_y=10)
 STEP_BATCH = 6
 STEP_LR = 0.01
+REVERSIBLE_STEPS = 2  # the --backprop reversible step job's steps after the first
 # The line that starts each job in a rank's stdout and stderr, followed by the job's name.
 JOB_MARKER = "distributed_worker.py: job "
 
@@ -65,9 +67,13 @@ def step_inputs(n_workers):
     return x, y, init_noise, step_noise
 
 
-def one_step(dist, x, y, init_noise, step_noise, nan_on_rank=None):
+def one_step(dist, x, y, init_noise, step_noise, nan_on_rank=None, backprop="store", more_steps=0):
     """The same Glow on every worker (fixed seed), the actnorm init with statistics over all workers'
-    batches, then one step of training.make_train_step with explicit noise. Returns numpy values.
+    batches, then one step of training.make_train_step with explicit noise, its gradients computed in
+    `backprop` mode. Returns numpy values.
+
+    With `more_steps`, that many further steps follow on the same batch and noise (counters 1, 2, ...);
+    their statistics are `more_stats` and the weights after them `more_params`.
 
     With `nan_on_rank`, a second step follows in which only that worker's noise holds a NaN; it
     records that worker-wide decision (`second_finite`) and whether the weights stayed unchanged.
@@ -76,6 +82,7 @@ def one_step(dist, x, y, init_noise, step_noise, nan_on_rank=None):
     with dist.allreduced_actnorm_init():
         glow.initialize(x, noise=init_noise)
     after_init = [v.numpy() for v in glow.variables]
+    glow.backprop = backprop
     optimizer = Optimizer(glow.trainable_variables, beta2=0.99)
     step = make_train_step(glow, optimizer, dist, seed=0)
     stats, grad_norm, finite = step(tf.constant(x), tf.constant(y), tf.constant(STEP_LR), tf.constant(0, tf.int64),
@@ -83,6 +90,12 @@ def one_step(dist, x, y, init_noise, step_noise, nan_on_rank=None):
     result = {"after_init": after_init, "stats": stats.numpy(), "grad_norm": float(grad_norm),
               "finite": bool(finite), "m1": [m.numpy() for m in optimizer.m1],
               "params": [v.numpy() for v in glow.trainable_variables]}
+    more = [step(tf.constant(x), tf.constant(y), tf.constant(STEP_LR), tf.constant(k, tf.int64),
+                 noise=tf.constant(step_noise)) for k in range(1, more_steps + 1)]
+    if more_steps:
+        result["more_stats"] = [s.numpy() for s, _, _ in more]
+        result["more_finite"] = [bool(f) for _, _, f in more]
+        result["more_params"] = [v.numpy() for v in glow.trainable_variables]
     if nan_on_rank is not None:
         noise = step_noise.copy()
         if dist.rank == nan_on_rank:
@@ -131,12 +144,16 @@ def run_train(train_args):
     return {"after_build": after_build, "final": [v.numpy() for v in glow.variables], "consumed": consumed}
 
 
-def run_step():
-    """one_step on this rank's share of step_inputs, with a NaN in rank 1's noise for a second step."""
+def run_step(backprop="store"):
+    """one_step on this rank's share of step_inputs: with --backprop store, a NaN in rank 1's noise for a
+    second step; in another mode, REVERSIBLE_STEPS further steps on the same batch."""
     dist = Distributed()
     x, y, init_noise, step_noise = step_inputs(dist.size)
     mine = slice(dist.rank * STEP_BATCH, (dist.rank + 1) * STEP_BATCH)
-    return one_step(dist, x[mine], y[mine], init_noise[mine], step_noise[mine], nan_on_rank=1)
+    if backprop == "store":
+        return one_step(dist, x[mine], y[mine], init_noise[mine], step_noise[mine], nan_on_rank=1)
+    return one_step(dist, x[mine], y[mine], init_noise[mine], step_noise[mine], backprop=backprop,
+                    more_steps=REVERSIBLE_STEPS)
 
 
 def run_job(job, jobdir, rank):
@@ -147,7 +164,7 @@ def run_job(job, jobdir, rank):
     os.chdir(cwd)
     try:
         if job["kind"] == "step":
-            return run_step()
+            return run_step(job.get("backprop", "store"))
         return run_train(job["args"] + (job.get("rank1_args", []) if rank == 1 else []))
     except SystemExit as e:
         if e.code is not None and not isinstance(e.code, int):

@@ -112,10 +112,17 @@ def test_memory_quick():
     assert sorted((r["depth"], r["backprop"]) for r in rows) == [(d, m) for d in (2, 4, 8) for m in modes]
     for r in rows:
         assert "error" not in r, r
-        assert_finite(r, ["step_mb", "peak_rss_mb", "rss_before_mb", "step_s", "speed_vs_checkpoint"])
+        assert_finite(r, ["step_mb", "act_mb", "opt_mb", "grads_mb", "state_mb", "peak_rss_mb", "rss_before_mb",
+                          "step_s", "speed_vs_checkpoint"])
         assert r["peak_rss_mb"] >= r["rss_before_mb"] and r["finite"]
+        assert r["grads_mb"] == pytest.approx(4 * r["params"] / 2 ** 20)
+        assert r["state_mb"] == pytest.approx(4 * r["grads_mb"])  # weights, m1, m2, Polyak averages
+        assert r["act_mb"] > 0 and r["step_mb"] > 0  # the allocator sees the step's tensors
     by = {(r["depth"], r["backprop"]): r for r in rows}
     assert by[(4, "store")]["params"] > by[(2, "store")]["params"] == by[(2, "reversible")]["params"]
+    # store keeps every activation, reversible one layer's at a time: exact allocator figures
+    assert by[(8, "store")]["act_mb"] > 1.5 * by[(2, "store")]["act_mb"]
+    assert by[(8, "reversible")]["act_mb"] < by[(8, "store")]["act_mb"]
     assert_all_numbers_finite(records)
 
 

@@ -153,6 +153,7 @@ def suite_jobs(out):
                                          out / "more_ranks_than_shards" / "logdir"]),
         train("logdir_holds_a_run", [*TINY, "--epochs", "2", "--logdir", digits]),
         {"name": "step", "kind": "step"},
+        {"name": "step_reversible", "kind": "step", "backprop": "reversible"},
     ]
 
 
@@ -335,6 +336,34 @@ def test_two_rank_step_is_one_step_on_the_concatenated_batch(step_run):
         _assert_same_adamax_step(rank["params"], whole["params"], whole_grads, what=f"rank {r} weights")
     assert_same_variables(ranks[1]["params"], ranks[0]["params"], what="rank 1 vs rank 0")
     assert whole["grad_norm"] > 1e-2  # the comparison is not between zeros
+
+
+@needs_horovod
+@pytest.mark.slow
+def test_two_rank_reversible_steps_are_store_steps_on_the_concatenated_batch(suite):
+    """--backprop reversible under 2 ranks: each rank rebuilds its own activations and its gradients
+    are allreduced as store's are. Against one process on the whole batch with --backprop store: the
+    first step's mean gradients and weights as in the store test above, the statistics of the
+    REVERSIBLE_STEPS steps after it to 1e-5, and the weights after them to 1e-5 but for fewer than 1%
+    of them (the weights of near-zero gradients, see _assert_same_adamax_step), which stay within lr
+    (each of these steps moves a weight by at most about 0.1-0.2 lr)."""
+    ranks = suite.results("step_reversible")
+    x, y, init_noise, step_noise = worker.step_inputs(2)
+    whole = worker.one_step(Distributed(), x, y, init_noise, step_noise, backprop="store",
+                            more_steps=worker.REVERSIBLE_STEPS)
+    whole_grads = [m / (1 - 0.9) for m in whole["m1"]]
+    for r, rank in enumerate(ranks):
+        assert rank["finite"] and all(rank["more_finite"])
+        np.testing.assert_allclose(rank["stats"], whole["stats"], atol=1e-5, rtol=0)
+        assert_same_variables([m / (1 - 0.9) for m in rank["m1"]], whole_grads, atol=1e-5, what=f"rank {r} gradient")
+        _assert_same_adamax_step(rank["params"], whole["params"], whole_grads, what=f"rank {r} weights")
+        np.testing.assert_allclose(rank["more_stats"], whole["more_stats"], atol=1e-5, rtol=0)
+        diffs = np.concatenate([np.abs(p - e).ravel() for p, e in zip(rank["more_params"], whole["more_params"])])
+        assert diffs.max() <= worker.STEP_LR, f"rank {r}: weights {diffs.max():.3g} apart"
+        assert (diffs > 1e-5).mean() < 0.01, f"rank {r}: {(diffs > 1e-5).sum()} weights differ by more than 1e-5"
+    assert_same_variables(ranks[1]["more_params"], ranks[0]["more_params"], what="rank 1 vs rank 0")
+    moved = max(np.abs(p - e).max() for p, e in zip(whole["more_params"], whole["params"]))
+    assert moved > 1e-3  # the steps after the first changed the weights
 
 
 @needs_horovod
