@@ -15,10 +15,13 @@ import_tensorflow_quietly()  # TensorFlow without its harmless start-up errors o
 import tensorflow as tf  # noqa: E402
 
 import fcntl  # noqa: E402
+import io  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
 import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tarfile  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -101,3 +104,19 @@ def cli_loads_each_model_once(monkeypatch):
         return _CLI_MODELS[key]
 
     monkeypatch.setattr(cli, "load_model", cached)
+
+
+@pytest.fixture(scope="session")
+def original_checkout(tmp_path_factory):
+    """openai/glow's main branch, checked out with git archive from the git directory $GLOW_ORIGINAL_GIT
+    (skipped when unset)."""
+    git_dir = os.environ.get("GLOW_ORIGINAL_GIT")
+    if not git_dir:
+        pytest.skip("GLOW_ORIGINAL_GIT is not set (a git directory of openai/glow, e.g. a clone's .git)")
+    if not os.path.isdir(git_dir):
+        pytest.fail(f"GLOW_ORIGINAL_GIT={git_dir!r} is not a directory (expected a git directory of openai/glow)")
+    archive = subprocess.run(["git", "--git-dir", git_dir, "archive", "HEAD"], capture_output=True, check=True).stdout
+    folder = tmp_path_factory.mktemp("openai_glow")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return str(folder)

@@ -4,6 +4,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -16,6 +18,29 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_server(argv, log_path, cwd, env, timeout=240):
+    """(process, base URL) of `python -m glow_tf serve ARGV` on a free port of 127.0.0.1, once it answers;
+    its output goes to `log_path`."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "glow_tf", "serve", *map(str, argv), "--port", str(port), "--cpu"],
+                                cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            with open(log_path) as log:
+                pytest.fail(f"the demo server exited with {proc.returncode}:\n{log.read()[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "/api/info", timeout=5).read()
+            return proc, url
+        except OSError:
+            if time.time() > deadline:
+                proc.terminate()
+                pytest.fail(f"the demo server did not answer within {timeout} s")
+            time.sleep(0.5)
 
 
 def call(url, path, body=None, data=None, headers=None):

@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import tarfile
 from unittest import mock
 
 import numpy as np
@@ -19,7 +18,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, "bench")
 # A git directory of openai/glow (its main branch at HEAD, e.g. the .git of a clone) to time the original
 # release from; the tests that need it are skipped when the variable is unset, as in CI.
-ORIGINAL_GIT = os.environ.get("GLOW_ORIGINAL_GIT")
 sys.path.insert(0, BENCH)
 
 
@@ -204,21 +202,6 @@ def test_original_dir_is_checked(tmp_path):
         original.check_dir(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         original.check_dir(str(tmp_path / "missing"))
-
-
-@pytest.fixture(scope="module")
-def original_checkout(tmp_path_factory):
-    """openai/glow's main branch, checked out from ORIGINAL_GIT with git archive."""
-    if not ORIGINAL_GIT:
-        pytest.skip("GLOW_ORIGINAL_GIT is not set (a git directory of openai/glow, e.g. a clone's .git)")
-    if not os.path.isdir(ORIGINAL_GIT):
-        pytest.fail(f"GLOW_ORIGINAL_GIT={ORIGINAL_GIT!r} is not a directory (expected a git directory of openai/glow)")
-    archive = subprocess.run(["git", "--git-dir", ORIGINAL_GIT, "archive", "HEAD"], capture_output=True,
-                             check=True).stdout
-    folder = tmp_path_factory.mktemp("openai_glow")
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return str(folder)
 
 
 @pytest.mark.slow

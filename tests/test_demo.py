@@ -8,11 +8,7 @@ process (the real CLI command) for every test here.
 import base64
 import io
 import os
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
 import urllib.request
 
 import numpy as np
@@ -26,7 +22,7 @@ from glow_tf.demo import align
 from glow_tf.demo.app import data_url, gif_bytes
 from glow_tf.demo.startup import run_test_data
 
-from demo_client import browser, call, free_port, ok, set_range, settled, upload, version, wait  # noqa: F401 (browser: a fixture)
+from demo_client import browser, call, ok, set_range, settled, start_server, upload, version, wait  # noqa: F401 (browser: a fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,30 +31,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="session")
 def server(digits_run, tmp_path_factory):
     """The base URL of `python -m glow_tf serve --logdir RUN` on a free port."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("server") / "serve.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "glow_tf", "serve", "--logdir", str(digits_run), "--port", str(port),
-                             "--cpu"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 240
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"the demo server exited with {proc.returncode}:\n{log.read()[-3000:]}")
-            try:
-                urllib.request.urlopen(url + "/api/info", timeout=5).read()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail("the demo server did not answer within 240 s")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(30)
-        log.close()
+    proc, url = start_server(["--logdir", digits_run], tmp_path_factory.mktemp("server") / "serve.log", REPO,
+                             {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
+    yield url
+    proc.terminate()
+    proc.wait(30)
 
 
 @pytest.fixture(scope="session")

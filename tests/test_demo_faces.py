@@ -13,10 +13,6 @@ import io
 import json
 import os
 import pathlib
-import subprocess
-import sys
-import time
-import urllib.request
 
 import numpy as np
 import pytest
@@ -27,7 +23,8 @@ from glow_tf.demo import align
 from glow_tf.demo.app import data_url
 from glow_tf.demo.startup import FACE_ORDER
 from celeba_sample import celeba_sample_dir
-from demo_client import browser, call, free_port, ok, set_range, settled, version, wait  # noqa: F401 (browser: a fixture)
+import demo_client
+from demo_client import browser, call, ok, set_range, settled, version, wait  # noqa: F401 (browser: a fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FACES = ROOT / "tests" / "fixtures" / "faces"
@@ -57,24 +54,7 @@ def pixels(url):
 
 def start_server(argv, log_path):
     """(process, base URL) of `python -m glow_tf serve ARGV` on a free port, once it answers."""
-    port = free_port()
-    log = open(log_path, "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "glow_tf", "serve", *map(str, argv), "--port", str(port), "--cpu"],
-                            cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 240
-    while True:
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"the demo server exited with {proc.returncode}:\n{log.read()[-3000:]}")
-        try:
-            urllib.request.urlopen(url + "/api/info", timeout=5).read()
-            return proc, url
-        except OSError:
-            if time.time() > deadline:
-                proc.terminate()
-                pytest.fail("the demo server did not answer within 240 s")
-            time.sleep(0.5)
+    return demo_client.start_server(argv, log_path, ROOT, ENV)
 
 
 # --- the face run, its server, and the same model here --------------------------------------------------

@@ -1,12 +1,10 @@
 """bench/time_to_quality.py: the figures it derives (time to reach a bits/dim, differences at equal steps,
 the batch-hash check), the batch order both sides share, its one-line errors, and a --quick run of both
 sides through the real entry point (the original from $GLOW_ORIGINAL_GIT, skipped when unset)."""
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "bench", "time_to_quality.py")
-ORIGINAL_GIT = os.environ.get("GLOW_ORIGINAL_GIT")
 sys.path.insert(0, os.path.join(REPO, "bench"))
 
 import time_to_quality as ttq  # noqa: E402
@@ -143,21 +140,6 @@ def test_bad_data_folder_one_clear_line(tmp_path):
     line = one_line_error(run_script("--quick", "--data_dir", str(tmp_path), "--original_dir", str(glow),
                                      "--budget", "0"))
     assert "--budget 0.0: expected a positive number of seconds" in line
-
-
-@pytest.fixture(scope="module")
-def original_checkout(tmp_path_factory):
-    """openai/glow's main branch, checked out from GLOW_ORIGINAL_GIT with git archive."""
-    if not ORIGINAL_GIT:
-        pytest.skip("GLOW_ORIGINAL_GIT is not set (a git directory of openai/glow, e.g. a clone's .git)")
-    if not os.path.isdir(ORIGINAL_GIT):
-        pytest.fail(f"GLOW_ORIGINAL_GIT={ORIGINAL_GIT!r} is not a directory (expected a git directory of openai/glow)")
-    archive = subprocess.run(["git", "--git-dir", ORIGINAL_GIT, "archive", "HEAD"], capture_output=True,
-                             check=True).stdout
-    folder = tmp_path_factory.mktemp("openai_glow")
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return str(folder)
 
 
 @pytest.mark.slow
