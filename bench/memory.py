@@ -77,7 +77,6 @@ def build(spec):
     device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
     glow, optimizer, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"],
                                                                     backprop=spec["backprop"])
-    params = glow.trainable_variables
     counter = tf.Variable(0, dtype=tf.int64)
 
     def step():
@@ -95,6 +94,7 @@ def build(spec):
         return (tf.config.experimental.get_memory_info(device)["peak"] - before) / MIB
 
     step(), step()
+    params = glow.trainable_variables  # after the first steps: the model builds its variables lazily
     out = {"params": sum(int(np.prod(v.shape)) for v in params), "device": device}
     # The process's resident size during one step (the kernel's high-water mark, reset before it).
     gc.collect()
