@@ -1,5 +1,6 @@
 """The demo as a client meets it, shared by the demo's test modules: HTTP calls to a server on 127.0.0.1
 and a real headless chromium driven by selenium (skipped when it is not installed, a failure under CI)."""
+import contextlib
 import json
 import os
 import shutil
@@ -20,27 +21,32 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(argv, log_path, cwd, env, timeout=240):
-    """(process, base URL) of `python -m glow_tf serve ARGV` on a free port of 127.0.0.1, once it answers;
-    its output goes to `log_path`."""
+@contextlib.contextmanager
+def serving(argv, log_path, cwd, env, timeout=240):
+    """The base URL of `python -m glow_tf serve ARGV` on a free port of 127.0.0.1, once it answers; its
+    output goes to `log_path`; the server is stopped on leaving."""
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "glow_tf", "serve", *map(str, argv), "--port", str(port), "--cpu"],
                                 cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + timeout
-    while True:
-        if proc.poll() is not None:
-            with open(log_path) as log:
-                pytest.fail(f"the demo server exited with {proc.returncode}:\n{log.read()[-3000:]}")
-        try:
-            urllib.request.urlopen(url + "/api/info", timeout=5).read()
-            return proc, url
-        except OSError:
-            if time.time() > deadline:
-                proc.terminate()
-                pytest.fail(f"the demo server did not answer within {timeout} s")
-            time.sleep(0.5)
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if proc.poll() is not None:
+                with open(log_path) as log:
+                    pytest.fail(f"the demo server exited with {proc.returncode}:\n{log.read()[-3000:]}")
+            try:
+                urllib.request.urlopen(url + "/api/info", timeout=5).read()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"the demo server did not answer within {timeout} s")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def call(url, path, body=None, data=None, headers=None):

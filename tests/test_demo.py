@@ -22,7 +22,7 @@ from glow_tf.demo import align
 from glow_tf.demo.app import data_url, gif_bytes
 from glow_tf.demo.startup import run_test_data
 
-from demo_client import browser, call, ok, set_range, settled, start_server, upload, version, wait  # noqa: F401 (browser: a fixture)
+from demo_client import browser, call, ok, set_range, serving, settled, upload, version, wait  # noqa: F401 (browser: a fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,11 +31,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="session")
 def server(digits_run, tmp_path_factory):
     """The base URL of `python -m glow_tf serve --logdir RUN` on a free port."""
-    proc, url = start_server(["--logdir", digits_run], tmp_path_factory.mktemp("server") / "serve.log", REPO,
-                             {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""})
-    yield url
-    proc.terminate()
-    proc.wait(30)
+    with serving(["--logdir", digits_run], tmp_path_factory.mktemp("server") / "serve.log", REPO,
+                 {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

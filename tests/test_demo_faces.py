@@ -52,9 +52,9 @@ def pixels(url):
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
 
 
-def start_server(argv, log_path):
-    """(process, base URL) of `python -m glow_tf serve ARGV` on a free port, once it answers."""
-    return demo_client.start_server(argv, log_path, ROOT, ENV)
+def serving(argv, log_path):
+    """The base URL of `python -m glow_tf serve ARGV` on a free port, stopped on leaving."""
+    return demo_client.serving(argv, log_path, ROOT, ENV)
 
 
 # --- the face run, its server, and the same model here --------------------------------------------------
@@ -76,11 +76,9 @@ def face_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(face_run, tmp_path_factory):
     logdir, _ = face_run
-    proc, url = start_server(["--logdir", logdir, "--directions", logdir / "directions.npz"],
-                             tmp_path_factory.mktemp("face_server") / "serve.log")
-    yield url
-    proc.terminate()
-    proc.wait(30)
+    with serving(["--logdir", logdir, "--directions", logdir / "directions.npz"],
+                 tmp_path_factory.mktemp("face_server") / "serve.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -262,13 +260,11 @@ def graph_page(browser, tmp_path_factory):  # noqa: F811 (the browser fixture of
     """The page of `serve --graph FIXTURE --directions z_manipulate.npy --examples tests/fixtures/faces`."""
     folder = tmp_path_factory.mktemp("graph_server")
     np.save(folder / "z_manipulate.npy", np.random.default_rng(3).standard_normal((40, 768)).astype(np.float32))
-    proc, url = start_server(["--graph", GRAPH, "--directions", folder / "z_manipulate.npy", "--examples", FACES],
-                             folder / "serve.log")
-    browser.get(url + "/")
-    wait(browser, "document.body.dataset.ready === '1'")
-    yield browser, url, folder / "z_manipulate.npy"
-    proc.terminate()
-    proc.wait(30)
+    with serving(["--graph", GRAPH, "--directions", folder / "z_manipulate.npy", "--examples", FACES],
+                 folder / "serve.log") as url:
+        browser.get(url + "/")
+        wait(browser, "document.body.dataset.ready === '1'")
+        yield browser, url, folder / "z_manipulate.npy"
 
 
 @pytest.fixture(scope="module")
