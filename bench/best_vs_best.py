@@ -21,8 +21,9 @@ Settings (`--include`/`--exclude` filter them by name):
   (intra-op 2, inter-op 1): on 2 cores the default lets two ops run at once, each splitting itself
   over both cores; 2/1 runs one op at a time over both. (1/2 would leave the large convolutions to one
   core; more threads than cores only oversubscribe.)
-- ours only: every 3x3 convolution forced to `taps` or `plain` (glow_tf.bijectors.networks.conv_form);
-  the automatic choice is meant to pick the better of the two.
+- ours only: the 3x3 convolutions' form: `auto` (the default, each layer shape's form measured once and
+  cached, glow_tf.bijectors.networks.conv_form) or every one forced to `plain` (the original's), which
+  shows whether the automatic choice is ever slower than not choosing.
 
 Protocol. The kernel library and the threads are fixed when a process starts, so each (side, library,
 threads) is a worker process of its own (the original: per XLA setting too, a session option); ours
@@ -51,7 +52,7 @@ import common
 
 LIBS = {"eigen": "0", "onednn": "1"}  # TF_ENABLE_ONEDNN_OPTS
 THREADS = {"default": None, "2/1": [2, 1]}  # [intra-op, inter-op]
-FORMS = ("taps", "plain")
+FORMS = ("auto", "plain")
 TASKS = {"train:bench": ("train", "bench", 16), "train:cifar10": ("train", "cifar10", 4),
          "sample:celeba": ("sample", "celeba", 1), "sample:cifar10": ("sample", "cifar10", 64)}
 QUICK_TASKS = {"train:quick": ("train", "quick", 4), "sample:quick": ("sample", "quick", 2)}

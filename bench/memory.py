@@ -17,9 +17,10 @@ The memory figures come from TensorFlow's own allocator (`tf.config.experimental
 the bytes TensorFlow's allocator has handed out to tensors, `current`, and `peak` since
 `reset_memory_stats`; on the CPU this script makes TensorFlow use its BFC allocator,
 TF_CPU_ALLOCATOR_USE_BFC, whose statistics count every tensor): every tensor a step creates, and
-nothing else (not the graph, not Python, not malloc's free lists). A pass's figure is its peak minus the bytes in use just before
-it (weights, optimiser state and the input batch are already there), after one untimed call of the
-same pass (tracing):
+nothing else (not the graph, not Python, not malloc's free lists). A pass's figure is its peak minus
+the bytes in use just before it (weights, optimiser state and the input batch are already there), the
+least over `--repeats` calls after one untimed call (tracing): the allocator may give a tensor a free
+chunk up to twice its size, so a single call's peak varies with what earlier calls left free:
 - `step_mb`: the whole training step (objective, gradients, the finite check, Adamax + Polyak);
 - `act_mb`: the activations alone: the same forward and backward pass in the same mode, but
   differentiated with respect to the input image only (the dequantisation noise), so that no
@@ -85,13 +86,18 @@ def build(spec):
         return [t.numpy() for t in out]
 
     def transient_mb(run):
-        """Peak bytes TensorFlow's allocator holds during `run()` beyond those held just before it."""
+        """Peak bytes TensorFlow's allocator holds during `run()` beyond those held just before it: the
+        least over `repeats` calls. The allocator may hand a tensor a free chunk up to twice its size,
+        so one call's peak also depends on which chunks the calls before it left free (+-30% measured)."""
         run()  # traces (and warms) the pass
-        gc.collect()
-        before = tf.config.experimental.get_memory_info(device)["current"]
-        tf.config.experimental.reset_memory_stats(device)
-        run()
-        return (tf.config.experimental.get_memory_info(device)["peak"] - before) / MIB
+        peaks = []
+        for _ in range(spec.get("repeats", 3)):
+            gc.collect()
+            before = tf.config.experimental.get_memory_info(device)["current"]
+            tf.config.experimental.reset_memory_stats(device)
+            run()
+            peaks.append(tf.config.experimental.get_memory_info(device)["peak"] - before)
+        return min(peaks) / MIB
 
     step(), step()
     params = glow.trainable_variables  # after the first steps: the model builds its variables lazily
@@ -135,12 +141,13 @@ def main(argv=None):
     p.add_argument("--modes", default=",".join(MODES), help="comma-separated backprop modes")
     p.add_argument("--rounds", type=int, default=3, help="timing rounds (the modes interleaved)")
     p.add_argument("--steps", type=int, default=2, help="timed steps per mode per round")
+    p.add_argument("--repeats", type=int, default=3, help="calls of each pass whose least peak is its memory figure")
     p.add_argument("--quick", action="store_true", help="a tiny model (for the tests)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker is not None:
         return common.worker_main(args.worker, build)
-    for name in ("batch", "rounds", "steps"):
+    for name in ("batch", "rounds", "steps", "repeats"):
         if getattr(args, name) < 1:
             p.error(f"--{name} {getattr(args, name)}: expected a positive integer")
     modes = args.modes.split(",")
@@ -161,7 +168,7 @@ def main(argv=None):
         workers = []
         try:
             for mode in modes:  # built one at a time: their builds do not compete
-                spec = {"config": {**cfg, "depth": depth}, "batch": batch, "backprop": mode}
+                spec = {"config": {**cfg, "depth": depth}, "batch": batch, "backprop": mode, "repeats": args.repeats}
                 # --quick: every mode in this process (one TensorFlow start; the allocator's figures
                 # are per pass, so they hold; the resident sizes and times then compare nothing)
                 w = (common.InProcessWorker(mode, build, spec) if args.quick else

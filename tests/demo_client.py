@@ -135,3 +135,12 @@ def version(driver):
 def set_range(driver, selector, value):
     driver.execute_script("const s = document.querySelector(arguments[0]); s.value = arguments[1]; "
                           "s.dispatchEvent(new Event('input'));", selector, str(value))
+
+
+def draw(driver, seed=None):
+    """Clicks "random" (after setting the seed field when `seed` is given) and returns the image shown."""
+    if seed is not None:
+        driver.execute_script("document.getElementById('seed').value = arguments[0]", str(seed))
+    v = version(driver)
+    driver.find_element("id", "random").click()
+    return settled(driver, v)

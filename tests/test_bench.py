@@ -254,7 +254,7 @@ def _fake_table():
 
     meta = {s["name"]: s for s in best_vs_best.settings("train", ["ours", "original", "tfp"])}
     screened = dict.fromkeys(meta, 9.0)
-    screened.update({"ours eigen xla=0 threads=2/1 taps": 1.0, "ours onednn xla=1 threads=default plain": 1.1,
+    screened.update({"ours eigen xla=0 threads=2/1 auto": 1.0, "ours onednn xla=1 threads=default plain": 1.1,
                      "original eigen xla=0 threads=2/1": 2.0, "original onednn xla=0 threads=default": 1.6,
                      "tfp eigen xla=1 threads=default": 3.0, "tfp onednn xla=0 threads=2/1": 3.3})
     return meta, screened
@@ -271,7 +271,7 @@ def test_best_vs_best_is_ratio_of_the_fastest_settings():
     finalists = {n for n, t in screened.items() if t < 9}
     assert groups == [sorted(finalists)]
     # the finals disagree with the screening: ours' onednn setting is the faster one there
-    final = {"ours eigen xla=0 threads=2/1 taps": 0.50, "ours onednn xla=1 threads=default plain": 0.40,
+    final = {"ours eigen xla=0 threads=2/1 auto": 0.50, "ours onednn xla=1 threads=default plain": 0.40,
              "original eigen xla=0 threads=2/1": 0.80, "original onednn xla=0 threads=default": 1.00,
              "tfp eigen xla=1 threads=default": 1.20, "tfp onednn xla=0 threads=2/1": 2.00}
     out = best_vs_best.summarize("train", meta, screened, [final])
@@ -295,13 +295,13 @@ def test_best_vs_best_groups_when_finalists_do_not_fit():
     meta = {n: s for n, s in meta.items() if s["side"] in sides}
     screened = {n: t for n, t in screened.items() if n in meta}
     groups = best_vs_best.finals_groups(meta, screened, sides, max_live=2)
-    assert groups == [["original eigen xla=0 threads=2/1", "ours eigen xla=0 threads=2/1 taps"],
+    assert groups == [["original eigen xla=0 threads=2/1", "ours eigen xla=0 threads=2/1 auto"],
                       ["original onednn xla=0 threads=default", "ours onednn xla=1 threads=default plain"],
-                      ["original onednn xla=0 threads=default", "ours eigen xla=0 threads=2/1 taps"]]
+                      ["original onednn xla=0 threads=default", "ours eigen xla=0 threads=2/1 auto"]]
     timed = [{groups[0][0]: 2.0, groups[0][1]: 1.0}, {groups[1][0]: 1.5, groups[1][1]: 1.2},
              {groups[2][0]: 1.8, groups[2][1]: 1.2}]  # each group at its own load
     out = best_vs_best.summarize("train", meta, screened, timed)
-    assert out["best"] == {"ours": "ours eigen xla=0 threads=2/1 taps", "original": "original onednn xla=0 threads=default"}
+    assert out["best"] == {"ours": "ours eigen xla=0 threads=2/1 auto", "original": "original onednn xla=0 threads=default"}
     assert out["vs"]["original"] == pytest.approx(1.8 / 1.2)  # the cross group, not 1.5 / 1.0 across groups
     assert out["per_lib"] == {"eigen": {"original": pytest.approx(2.0)}, "onednn": {"original": pytest.approx(1.25)}}
 

@@ -22,7 +22,7 @@ from glow_tf.demo import align
 from glow_tf.demo.app import data_url, gif_bytes
 from glow_tf.demo.startup import run_test_data
 
-from demo_client import browser, call, ok, set_range, serving, settled, upload, version, wait  # noqa: F401 (browser: a fixture)
+from demo_client import browser, call, draw, ok, set_range, serving, settled, upload, version, wait  # noqa: F401 (browser: a fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -293,27 +293,18 @@ def test_page_blend_ends_are_the_two_reconstructions(page, server):
 
 def test_page_temperature_zero_gives_one_image_for_any_seed(page, server, tmp_path):
     set_range(page, "#temperature", 0)
-    shown = []
-    for seed in (1, 2):
-        page.execute_script("document.getElementById('seed').value = arguments[0]", str(seed))
-        v = version(page)
-        page.find_element("id", "random").click()
-        shown.append(settled(page, v))
+    shown = [draw(page, seed) for seed in (1, 2)]
     assert shown[0] == shown[1]
     y = int(page.execute_script("return document.getElementById('y').value"))
     assert shown[0] == ok(call(server, "/api/random", {"temperature": 0, "seed": 3, "y": y}))["image"]
     set_range(page, "#temperature", 1)
-    v = version(page)
-    page.find_element("id", "random").click()
-    assert settled(page, v) != shown[0]
+    assert draw(page) != shown[0]
     # per-level temperatures behind the "advanced" toggle
     page.find_element("id", "advanced").click()
     assert page.find_element("id", "levels").is_displayed()
     set_range(page, ".level-temperature", 0.3)  # the first (split) level; the top keeps 0.7
-    v = version(page)
-    page.find_element("id", "random").click()
     want = ok(call(server, "/api/random", {"temperature": [0.3, 0.7], "seed": 2, "y": y}))["image"]
-    assert settled(page, v) == want
+    assert draw(page) == want
     page.find_element("id", "advanced").click()
     page.find_element("css selector", "#examples img[data-k='0']").click()
     wait(page, "document.body.dataset.pending === '0'")

@@ -24,7 +24,7 @@ from glow_tf.demo.app import data_url
 from glow_tf.demo.startup import FACE_ORDER
 from celeba_sample import celeba_sample_dir
 import demo_client
-from demo_client import browser, call, ok, set_range, settled, version, wait  # noqa: F401 (browser: a fixture)
+from demo_client import browser, call, draw, ok, set_range, settled, version, wait  # noqa: F401 (browser: a fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FACES = ROOT / "tests" / "fixtures" / "faces"
@@ -225,17 +225,9 @@ def test_blend_of_two_faces(page, server, glow):
 def test_temperature_sampling(page, glow):
     """A sample at temperature 0.6 and seed 5 is the library's; temperature 0 gives one face for any seed."""
     set_range(page, "#temperature", 0.6)
-    page.execute_script("document.getElementById('seed').value = '5'")
-    v = version(page)
-    page.find_element("id", "random").click()
-    assert settled(page, v) == data_url(glow.sample(1, 0.6, seed=5)[0])
+    assert draw(page, 5) == data_url(glow.sample(1, 0.6, seed=5)[0])
     set_range(page, "#temperature", 0)
-    means = []
-    for seed in (1, 2):
-        page.execute_script("document.getElementById('seed').value = arguments[0]", str(seed))
-        v = version(page)
-        page.find_element("id", "random").click()
-        means.append(settled(page, v))
+    means = [draw(page, seed) for seed in (1, 2)]
     assert means[0] == means[1] == data_url(glow.sample(1, 0.0, seed=3)[0])
     set_range(page, "#temperature", 0.7)
 

@@ -257,6 +257,18 @@ def _conv(x, w):
     return tap_conv2d(x, w) if chosen_form(x, w) == "taps" else edge_conv2d(x, w)
 
 
+def folded_filter(x, w, scale):
+    """`w * scale` (a filter with its actnorm folded in), computed only once the layer's input `x` exists.
+
+    It depends on variables alone, so in a graph TensorFlow's executor may compute it as soon as the
+    step starts, for every layer of every flow step at once, and hold each filter-sized copy until its
+    convolution runs: memory that grows with depth whatever the backprop mode (measured: +0.3 MB per
+    flow step on the bench configuration, a third of its forward pass at K=8). The control dependency
+    makes it just in time; the numbers are unchanged."""
+    with tf.control_dependencies([x]):
+        return w * scale
+
+
 class Conv2D(tf.Module):
     """tfops.conv2d: conv (no bias, W ~ N(0, 0.05)) followed by actnorm without log-det."""
 
@@ -276,7 +288,7 @@ class Conv2D(tf.Module):
         # filter and a bias, so that TensorFlow fuses conv, bias and the ReLU after it into one kernel
         # (1.05-1.3x faster per layer, forward and backward; float32 round-off apart, the same numbers).
         scale = tf.exp(actnorm.logs)
-        return tf.nn.bias_add(_conv(x, self.W * scale), tf.reshape(actnorm.b * scale, [-1]))
+        return tf.nn.bias_add(_conv(x, folded_filter(x, self.W, scale)), tf.reshape(actnorm.b * scale, [-1]))
 
 
 class Conv2DZeros(tf.Module):
@@ -293,7 +305,7 @@ class Conv2DZeros(tf.Module):
 
     def __call__(self, x):
         scale = tf.exp(self.logs * self.logscale_factor)  # folded like Conv2D's actnorm: conv(x, W * s) + b * s
-        return tf.nn.bias_add(_conv(x, self.W * scale), tf.reshape(self.b * scale, [-1]))
+        return tf.nn.bias_add(_conv(x, folded_filter(x, self.W, scale)), tf.reshape(self.b * scale, [-1]))
 
 
 class LinearZeros(tf.Module):
