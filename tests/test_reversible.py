@@ -283,3 +283,60 @@ def test_train_py_contradicting_flags(tmp_path):
     assert "--backprop checkpoint contradicts --gradient_checkpointing 0" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.returncode == 2, proc.stderr  # a usage error, before any work
     assert proc.stderr.strip().splitlines()[-1].startswith("train.py: error: --backprop checkpoint"), proc.stderr
+
+
+# One process per measurement: TensorFlow picks its CPU allocator at its first allocation, and only the
+# BFC allocator (switched on by TF_CPU_ALLOCATOR_USE_BFC) counts every tensor in get_memory_info.
+_ACTIVATION_PEAK = r"""
+import gc, json, sys
+import numpy as np, tensorflow as tf
+from glow_tf import Glow, GlowConfig
+mode, depths = sys.argv[1], [int(d) for d in sys.argv[2].split(",")]
+out = {}
+for depth in depths:
+    glow = Glow(GlowConfig(image_size=16, n_levels=2, depth=depth, width=64, flow_coupling="affine",
+                           flow_permutation="invconv", learntop=True), seed=0)
+    x = np.random.RandomState(0).randint(0, 256, [16, 16, 16, 3]).astype("uint8")
+    glow.initialize(x, seed=[0, 0])
+    glow.backprop = mode
+    noise = tf.constant(np.random.RandomState(1).uniform(0, 1.0 / 256, x.shape), tf.float32)
+    @tf.function
+    def input_gradient(noise):  # activations only: no parameter gradient is asked for
+        with tf.GradientTape() as tape:
+            tape.watch(noise)
+            loss = tf.reduce_mean(glow.objective(x, noise=noise)["loss"])
+        return tf.reduce_sum(tape.gradient(loss, noise))
+    input_gradient(noise).numpy()
+    peaks = []
+    for _ in range(3):
+        gc.collect()
+        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        input_gradient(noise).numpy()
+        peaks.append(tf.config.experimental.get_memory_info("CPU:0")["peak"] - before)
+    out[depth] = min(peaks)
+print(json.dumps(out))
+"""
+
+
+def _activation_peaks(mode, depths):
+    """{depth: bytes}: the allocator's peak of a forward + input-gradient pass beyond what was held
+    before it, least of 3 calls (a 16 px, 2-level, width-64 model at batch 16: per flow step its
+    activations outweigh its filters)."""
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", _ACTIVATION_PEAK, mode, ",".join(map(str, depths))],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+
+
+@pytest.mark.slow
+def test_reversible_activation_memory_is_flat_in_depth():
+    """From K=2 to K=8, reversible's activation peak stays within 15% while store's grows with the
+    steps; it once grew by one filter-sized copy per layer, made ahead by the executor
+    (networks.folded_filter)."""
+    rev = _activation_peaks("reversible", [2, 8])
+    store = _activation_peaks("store", [2, 8])
+    assert store[8] > 2.0 * store[2]  # the measure sees activations
+    assert rev[8] < 1.15 * rev[2], rev
+    assert rev[8] < 0.3 * store[8]
