@@ -4,7 +4,7 @@
     python bench/profile_step.py           # bench configuration
     python bench/profile_step.py --quick   # a tiny model (for the tests)
 
-Five parts, each printed as JSON lines and a table:
+Six parts, each printed as JSON lines and a table:
 1. `ops`: a tf.profiler trace of a few steps, summarised by op type (kernel time summed over
    TensorFlow's compute threads, so shares are of total kernel time, not of wall time).
 2. `parts`: the step taken apart, timed interleaved in this process: the objective alone, objective
@@ -20,6 +20,8 @@ Five parts, each printed as JSON lines and a table:
    shapes), with the forms chosen here and with every convolution in the original's form, each step's
    median time, and the achieved FLOP/s against a large float32 MatMul timed in the same run and the
    CPU's theoretical peak (`theoretical_peak` states its assumption).
+6. `sample_flops` (only when asked): the same for sampling, train.py's `make_sampler` on
+   `--sample_config` (default the CelebA-HQ configuration at batch 1): FLOPs per call, median time.
 The `parts` part also times the non-finite check + global norm of the step, before and now.
 """
 import argparse
@@ -309,6 +311,32 @@ def flops_part(config_name, batch, rounds, reps):
             "theoretical_peak_flops": theory, "theoretical_peak_assumes": assumption}
 
 
+def sample_flops_part(config_name, batch, reps):
+    """The sampler's (train.py's `make_sampler`: eps at temperature 0.7, the decode, uint8) convolution
+    and matmul FLOPs, its median time over `reps` calls, and the machine's peaks: what bounds sampling."""
+    import tensorflow as tf
+
+    from glow_tf import Glow, GlowConfig
+    from glow_tf.training import make_sampler
+
+    glow = Glow(GlowConfig(**common.config_dict(config_name)), seed=0)
+    glow.initialize(common.random_images(max(batch, 2), glow.config.image_size))
+    sampler = make_sampler(glow, seed=0)
+    args = (tf.zeros([batch], tf.int32), tf.constant(0.7), tf.constant(0, tf.int64))
+    flops = matmul_flops(_graph_ops(sampler.get_concrete_function(*args).graph))
+    sampler(*args).numpy()
+    times = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        sampler(args[0], args[1], tf.constant(i + 1, tf.int64)).numpy()
+        times.append(time.perf_counter() - t0)
+    peak = peak_matmul()
+    theory, assumption = theoretical_peak()
+    return {"config": config_name, "batch": batch, "flops_per_sample_batch": sum(flops.values()),
+            "flops_by_op": dict(flops), "sample_ms": 1e3 * common.median(times), "matmul_peak_flops": peak,
+            "theoretical_peak_flops": theory, "theoretical_peak_assumes": assumption}
+
+
 # --- 4. proposals: numbers ---------------------------------------------------------------------
 def check_numbers(names, config_name, batch):
     """Run in a fresh process: the proposals' reference-vector errors and train-step differences."""
@@ -385,7 +413,10 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=4, help="timed steps per variant per round")
     p.add_argument("--trace_steps", type=int, default=3, help="steps in the profiler trace")
     p.add_argument("--parts", nargs="+", default=["ops", "parts", "layers", "proposals", "flops"],
-                   choices=["ops", "parts", "layers", "proposals", "flops"], help="which parts to run")
+                   choices=["ops", "parts", "layers", "proposals", "flops", "sample_flops"],
+                   help="which parts to run (sample_flops: the sampler of --sample_config, not run by default)")
+    p.add_argument("--sample_config", nargs=2, default=["celeba", "1"], metavar=("CONFIG", "BATCH"),
+                   help="the sample_flops part's configuration (bench, cifar10, celeba) and batch")
     p.add_argument("--proposals", nargs="+", default=None, metavar="NAME",
                    help="only these candidates of the proposals part (current is always timed)")
     p.add_argument("--quick", action="store_true", help="a tiny model, 2 rounds (for the tests)")
@@ -489,6 +520,18 @@ def main(argv=None):
                            f"attainable {r['matmul_peak_flops'] / 1e9:.0f} GFLOP/s (2048^2 float32 MatMul, this run), "
                            f"theoretical {r['theoretical_peak_flops'] / 1e9:.0f} GFLOP/s ({r['theoretical_peak_assumes']})",
                            ["step", "GFLOP", "ms", "GFLOP/s", "of attainable", "of theoretical"], rows)
+    if "sample_flops" in args.parts:
+        name, batch = ("quick", 2) if args.quick else (args.sample_config[0], int(args.sample_config[1]))
+        r = sample_flops_part(name, batch, args.rounds * args.steps)
+        common.emit({"bench": "profile", "part": "sample_flops", **r})
+        achieved = r["flops_per_sample_batch"] / (r["sample_ms"] / 1e3)
+        common.print_table(f"Sampling ({name} configuration, batch {batch}, make_sampler): convolution + matmul "
+                           f"FLOPs against the peak: attainable {r['matmul_peak_flops'] / 1e9:.0f} GFLOP/s, "
+                           f"theoretical {r['theoretical_peak_flops'] / 1e9:.0f} GFLOP/s",
+                           ["GFLOP", "ms", "GFLOP/s", "of attainable", "of theoretical"],
+                           [[f"{r['flops_per_sample_batch'] / 1e9:.2f}", common.fmt(r["sample_ms"]), f"{achieved / 1e9:.1f}",
+                             f"{100 * achieved / r['matmul_peak_flops']:.0f}%",
+                             f"{100 * achieved / r['theoretical_peak_flops']:.0f}%"]])
     return 0
 
 

@@ -417,3 +417,20 @@ def test_profile_flops_count_of_a_convolution_and_its_gradients():
     flops = profile_step.matmul_flops(profile_step._graph_ops(graph))
     conv = 2 * 2 * 6 * 6 * 7 * 9 * 5
     assert flops == {"Conv2D": conv, "Conv2DBackpropInput": conv, "Conv2DBackpropFilter": conv, "MatMul": 2 * 4 * 3 * 8}
+
+
+def test_profile_sample_flops_quick():
+    """The sampler's FLOPs of the quick model (16 px, 2 levels x 2 steps, width 16, affine, learntop;
+    every convolution plain under the tests' "rule" form), in closed form per image: at each flow step
+    the 1x1 conv C->C, l_1 3x3 (C/2 + edge) -> 16, l_2 1x1 16 -> 16, l_last 3x3 (16 + edge) -> C; the
+    split prior 3x3 (6 + edge) -> 12 at 8x8; learntop's 3x3 (48 + edge) -> 48 at 4x4 runs once per
+    call (its input is zeros, broadcast over the batch)."""
+    proc, records = run_bench("profile_step.py", "--quick", "--parts", "sample_flops")
+    (r,) = [x for x in records if x.get("part") == "sample_flops"]
+
+    def step(hw, c):
+        return 2 * hw * (c * c + 9 * (c // 2 + 1) * 16 + 16 * 16 + 9 * 17 * c)
+
+    per_image = 2 * step(64, 12) + 2 * 64 * 12 * 9 * 7 + 2 * step(16, 24)
+    assert r["batch"] == 2 and r["flops_per_sample_batch"] == 2 * per_image + 2 * 16 * 48 * 9 * 49
+    assert r["sample_ms"] > 0 and r["matmul_peak_flops"] > 0
