@@ -88,7 +88,7 @@ def build(spec):
     def transient_mb(run):
         """Peak bytes TensorFlow's allocator holds during `run()` beyond those held just before it: the
         least over `repeats` calls. The allocator may hand a tensor a free chunk up to twice its size,
-        so one call's peak also depends on which chunks the calls before it left free (+-30% measured)."""
+        so one call's peak also depends on which chunks the calls before it left free (up to 1.5x apart here)."""
         run()  # traces (and warms) the pass
         peaks = []
         for _ in range(spec.get("repeats", 3)):
