@@ -430,6 +430,9 @@ def main(argv=None):
     if args.rounds < 1 or args.steps < 1 or args.trace_steps < 1:
         p.error(f"--rounds, --steps and --trace_steps must be >= 1, got {args.rounds}, {args.steps}, "
                 f"{args.trace_steps}")
+    sample_name, sample_batch = args.sample_config
+    if sample_name not in ("bench", "cifar10", "celeba") or not sample_batch.isdigit() or int(sample_batch) < 1:
+        p.error(f"--sample_config {sample_name} {sample_batch}: expected bench, cifar10 or celeba and a positive batch")
     config_name, batch = ("quick", 4) if args.quick else ("bench", 16)
     if args.quick:
         args.rounds, args.steps, args.trace_steps = 2, 2, 1
@@ -521,7 +524,7 @@ def main(argv=None):
                            f"theoretical {r['theoretical_peak_flops'] / 1e9:.0f} GFLOP/s ({r['theoretical_peak_assumes']})",
                            ["step", "GFLOP", "ms", "GFLOP/s", "of attainable", "of theoretical"], rows)
     if "sample_flops" in args.parts:
-        name, batch = ("quick", 2) if args.quick else (args.sample_config[0], int(args.sample_config[1]))
+        name, batch = ("quick", 2) if args.quick else (sample_name, int(sample_batch))
         r = sample_flops_part(name, batch, args.rounds * args.steps)
         common.emit({"bench": "profile", "part": "sample_flops", **r})
         achieved = r["flops_per_sample_batch"] / (r["sample_ms"] / 1e3)
