@@ -75,6 +75,27 @@ def machine():
             "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
+def transient_bytes(run, device="CPU:0", repeats=3):
+    """Peak bytes TensorFlow's allocator holds on `device` during `run()` beyond those held just before
+    it, the least over `repeats` calls after one untimed call (tracing). The allocator may hand a tensor
+    a free chunk up to twice its size, so one call's peak also depends on which chunks the calls before
+    it left free (up to 1.5x apart measured). On the CPU only the BFC allocator
+    (TF_CPU_ALLOCATOR_USE_BFC=true before TensorFlow starts) counts every tensor."""
+    import gc
+
+    import tensorflow as tf
+
+    run()
+    peaks = []
+    for _ in range(repeats):
+        gc.collect()
+        before = tf.config.experimental.get_memory_info(device)["current"]
+        tf.config.experimental.reset_memory_stats(device)
+        run()
+        peaks.append(tf.config.experimental.get_memory_info(device)["peak"] - before)
+    return min(peaks)
+
+
 def emit(record, stream=None):
     """One JSON line (the machine-readable output every benchmark prints)."""
     print(json.dumps(record, sort_keys=False), file=stream or sys.stdout, flush=True)

@@ -86,18 +86,7 @@ def build(spec):
         return [t.numpy() for t in out]
 
     def transient_mb(run):
-        """Peak bytes TensorFlow's allocator holds during `run()` beyond those held just before it: the
-        least over `repeats` calls. The allocator may hand a tensor a free chunk up to twice its size,
-        so one call's peak also depends on which chunks the calls before it left free (up to 1.5x apart here)."""
-        run()  # traces (and warms) the pass
-        peaks = []
-        for _ in range(spec.get("repeats", 3)):
-            gc.collect()
-            before = tf.config.experimental.get_memory_info(device)["current"]
-            tf.config.experimental.reset_memory_stats(device)
-            run()
-            peaks.append(tf.config.experimental.get_memory_info(device)["peak"] - before)
-        return min(peaks) / MIB
+        return common.transient_bytes(run, device, spec.get("repeats", 3)) / MIB
 
     step(), step()
     params = glow.trainable_variables  # after the first steps: the model builds its variables lazily

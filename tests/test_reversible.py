@@ -288,8 +288,9 @@ def test_train_py_contradicting_flags(tmp_path):
 # One process per measurement: TensorFlow picks its CPU allocator at its first allocation, and only the
 # BFC allocator (switched on by TF_CPU_ALLOCATOR_USE_BFC) counts every tensor in get_memory_info.
 _ACTIVATION_PEAK = r"""
-import gc, json, sys
+import json, sys
 import numpy as np, tensorflow as tf
+from common import transient_bytes
 from glow_tf import Glow, GlowConfig
 mode, depths = sys.argv[1], [int(d) for d in sys.argv[2].split(",")]
 out = {}
@@ -306,24 +307,17 @@ for depth in depths:
             tape.watch(noise)
             loss = tf.reduce_mean(glow.objective(x, noise=noise)["loss"])
         return tf.reduce_sum(tape.gradient(loss, noise))
-    input_gradient(noise).numpy()
-    peaks = []
-    for _ in range(3):
-        gc.collect()
-        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-        tf.config.experimental.reset_memory_stats("CPU:0")
-        input_gradient(noise).numpy()
-        peaks.append(tf.config.experimental.get_memory_info("CPU:0")["peak"] - before)
-    out[depth] = min(peaks)
+    out[depth] = transient_bytes(lambda: input_gradient(noise).numpy())
 print(json.dumps(out))
 """
 
 
 def _activation_peaks(mode, depths):
     """{depth: bytes}: the allocator's peak of a forward + input-gradient pass beyond what was held
-    before it, least of 3 calls (a 16 px, 2-level, width-64 model at batch 16: per flow step its
+    before it, least of 3 calls, as bench/memory.py measures it (a 16 px, 2-level, width-64 model at batch 16: per flow step its
     activations outweigh its filters)."""
-    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "bench")])}  # bench/common.py: the measure
     proc = subprocess.run([sys.executable, "-c", _ACTIVATION_PEAK, mode, ",".join(map(str, depths))],
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
