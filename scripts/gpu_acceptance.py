@@ -92,8 +92,20 @@ def log(message):
     print(f"gpu_acceptance: {message}", file=sys.stderr, flush=True)
 
 
-class PartTimeout(Exception):
-    """Raised in the main thread when a part outlives its time limit."""
+class PartTimeout(BaseException):
+    """Raised in the main thread when a part outlives its time limit. A BaseException, so that library
+    code which catches Exception to re-raise it wrapped (tf.Module's attribute walk does) lets it by."""
+
+
+def _timed_out(error):
+    """Whether `error` is, or was raised from, the alarm's PartTimeout (a wrapper may still catch it)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, PartTimeout):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _alarm(signum, frame):
@@ -115,8 +127,11 @@ def run_part(name, fn, *args, limit=None):
     except PartTimeout:
         result = {"status": "failed", "error": f"exceeded its time limit of {limit} s"}
     except Exception as e:  # noqa: BLE001 (every failure is reported in the JSON, the run goes on)
-        result = {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                  "traceback": traceback.format_exc(limit=-3)}
+        if _timed_out(e):
+            result = {"status": "failed", "error": f"exceeded its time limit of {limit} s"}
+        else:
+            result = {"status": "failed", "error": f"{type(e).__name__}: {e}",
+                      "traceback": traceback.format_exc(limit=-3)}
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -718,6 +718,24 @@ def test_gpu_acceptance_multi_gpu_part_with_two_cpu_workers(tmp_path):
     assert set(report) == {"quick", "tensorflow", "passed", "multi_gpu"}
 
 
+@pytest.mark.parametrize("catches", [Exception, BaseException])
+def test_gpu_acceptance_time_limit_survives_library_code_that_wraps_exceptions(catches):
+    """Library code may catch the alarm's exception and re-raise it wrapped (tf.Module's attribute walk
+    turns any Exception into "ValueError: Error processing property"): the part is still reported as
+    over its time limit, not as the wrapper's error."""
+    import gpu_acceptance
+
+    def wraps_what_it_catches():
+        try:
+            while True:
+                pass
+        except catches as e:
+            raise ValueError("Error processing property '_name'") from e
+
+    result = gpu_acceptance.run_part("wrapped", wraps_what_it_catches, limit=0.2)
+    assert result == {"status": "failed", "error": "exceeded its time limit of 0.2 s", "seconds": result["seconds"]}
+
+
 def test_gpu_acceptance_part_over_its_time_limit_fails_and_the_run_goes_on(tmp_path):
     code, report = _acceptance(tmp_path, "--quick", "--parts", "train_epoch", "gpu", "--part_time_limit", "1")
     assert code == 1 and report["passed"] is False
