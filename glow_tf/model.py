@@ -202,6 +202,10 @@ class Glow(tf.Module):
         return tf.cast(tf.clip_by_value(tf.floor((x + 0.5) * n_bins) * (256.0 / n_bins), 0, 255), tf.uint8)
 
     # --- the flow in latent coordinates -----------------------------------------------------------
+    # These passes and `objective` are left alone by autograph inside a caller's tf.function: their
+    # loops run over the configuration, not over tensors, and converting every layer they call made a
+    # training step's graph 40% more costly to trace (glow_tf.training.steps).
+    @tf.autograph.experimental.do_not_convert
     def encode_dequantized(self, x, y=None):
         """(eps list, log-det [N], top z) for a continuous input x [N, H, W, C] in model space.
 
@@ -231,6 +235,7 @@ class Glow(tf.Module):
         eps.append(e)
         return eps, log_det + ld, z
 
+    @tf.autograph.experimental.do_not_convert
     def decode_with_log_det(self, eps, y=None):
         """(x, log-det of the decode map) for a list of eps, top last: the original's `decoder`."""
         eps = self._as_eps_list(eps)
@@ -248,6 +253,7 @@ class Glow(tf.Module):
                 log_det += ld
         return unsqueeze2d(z), log_det
 
+    @tf.autograph.experimental.do_not_convert
     def objective(self, x, y=None, noise=None, seed=None):
         """The original's per-image objective (model.py:_f_loss), in bits, as a dict of [N] tensors.
 

@@ -10,6 +10,12 @@ import tensorflow as tf
 from glow_tf.images import grid
 from glow_tf.seeds import SAMPLES, TEST_NOISE, TRAIN_NOISE, noise_seed, sample_counter
 
+# Every tf.function here is traced with autograph off: the model's Python control flow depends only on
+# its configuration, never on a tensor's value, so autograph's conversion of each function it meets
+# only costs. It cost a lot: converting a flow's layers (all of them under `reversible` and `store`,
+# which autograph walks into, none under `checkpoint`, whose tf.recompute_grad it does not) took 40%
+# more memory and time to trace the same graph; bench/README.md has the figures.
+
 # The original's sample temperatures (train.py:draw_samples).
 SAMPLE_TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 STAT_NAMES = ("loss", "bits_x", "bits_y", "pred_loss")  # the original's process_results order
@@ -59,7 +65,7 @@ def make_train_step(glow, optimizer, dist, seed, jit=False):
         return tape.gradient(loss, params), [tf.reduce_mean(stats[k]) for k in STAT_NAMES]
 
     if jit and distributed:
-        local_gradients = tf.function(local_gradients, jit_compile=True, reduce_retracing=True)
+        local_gradients = tf.function(local_gradients, jit_compile=True, reduce_retracing=True, autograph=False)
 
     def step(x, y, lr, counter, noise=None):
         grads, means = local_gradients(x, y, counter, noise)
@@ -70,7 +76,7 @@ def make_train_step(glow, optimizer, dist, seed, jit=False):
         optimizer.apply(grads, lr, skip=tf.logical_not(finite))
         return tf.stack(means), norm, finite
 
-    return tf.function(step, jit_compile=jit and not distributed, reduce_retracing=True)
+    return tf.function(step, jit_compile=jit and not distributed, reduce_retracing=True, autograph=False)
 
 
 def make_test_step(glow, dist, seed):
@@ -80,13 +86,13 @@ def make_test_step(glow, dist, seed):
         stats = glow.objective(x, y, seed=noise_seed(seed, TEST_NOISE, counter))
         return tf.stack(dist.allreduce_mean([tf.reduce_mean(stats[k]) for k in STAT_NAMES]))
 
-    return tf.function(step, reduce_retracing=True)
+    return tf.function(step, reduce_retracing=True, autograph=False)
 
 
 def make_sampler(glow, seed):
     """sampler(y, temperature, counter) -> uint8 images, with stateless noise (the original's f_sample)."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def sample(y, temperature, counter):
         n = tf.shape(y)[0]
         eps = glow.temperature_eps(n, temperature, seed=noise_seed(seed, SAMPLES, counter))
