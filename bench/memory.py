@@ -31,6 +31,8 @@ chunk up to twice its size, so a single call's peak varies with what earlier cal
 - `opt_mb`: Adamax + Polyak's temporaries: the update alone, given the gradients (already held);
 - `state_mb`: what lives between steps: weights, Adamax's m1 and m2, the Polyak averages (counted
   from the variables' sizes);
+- `build_peak_rss_mb`: the process's peak resident size up to the end of the warm-up (model, data
+  init, tracing the step, its first two runs): where a deep model's process peaks; `build_s` that time;
 - `peak_rss_mb`: the process's peak resident size during the step (`VmHWM` after resetting it with
   /proc/self/clear_refs; TensorFlow, the graph and everything else included), `rss_before_mb` just
   before it; large tensors are mmap-ed (MALLOC_MMAP_THRESHOLD_), so freed activations leave it;
@@ -45,6 +47,7 @@ import gc
 import json
 import os
 import sys
+import time
 
 # TensorFlow's default CPU allocator leaves small tensors out of its statistics (a step of the quick
 # model reads as 0 bytes); its BFC allocator, which this switches the CPU device to, counts every
@@ -76,6 +79,7 @@ def build(spec):
     import tensorflow as tf
 
     device = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    start = time.perf_counter()
     glow, optimizer, train_step, (x, y, lr) = common.our_train_step(spec["config"], spec["batch"],
                                                                     backprop=spec["backprop"])
     counter = tf.Variable(0, dtype=tf.int64)
@@ -90,7 +94,8 @@ def build(spec):
 
     step(), step()
     params = glow.trainable_variables  # after the first steps: the model builds its variables lazily
-    out = {"params": sum(int(np.prod(v.shape)) for v in params), "device": device}
+    out = {"params": sum(int(np.prod(v.shape)) for v in params), "device": device,
+           "build_peak_rss_mb": _status_kb("VmHWM") / 1024, "build_s": time.perf_counter() - start}
     # The process's resident size during one step (the kernel's high-water mark, reset before it).
     gc.collect()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -188,12 +193,14 @@ def main(argv=None):
         common.emit(r)
         f = lambda k, d=1: common.fmt(r.get(k), d)  # noqa: E731
         rows.append([f"K={depth}", mode, common.fmt(r.get("params")), f("state_mb"), f("grads_mb"), f("opt_mb"),
-                     f("act_mb"), f("act_vs_K", 2), f("step_mb"), f("step_vs_K", 2), f("rss_before_mb", 0),
+                     f("act_mb"), f("act_vs_K", 2), f("step_mb"), f("step_vs_K", 2), f("build_s", 0),
+                     f("build_peak_rss_mb", 0), f("rss_before_mb", 0),
                      f("peak_rss_mb", 0), f("step_s", 3), f("speed_vs_checkpoint", 2), r.get("error", "")[:60]])
     common.print_table(f"Memory (MB, TensorFlow's allocator unless RSS) and time of one training step, {name} "
                        f"configuration, batch {batch}",
                        ["depth", "backprop", "params", "state", "grads", "Adamax temp", "activations",
-                        f"act vs K={depths[0]}", "step", f"step vs K={depths[0]}", "RSS before", "peak RSS",
+                        f"act vs K={depths[0]}", "step", f"step vs K={depths[0]}", "build s", "build peak RSS",
+                        "RSS before", "peak RSS",
                         "step s", "speed vs checkpoint", ""], rows)
     return 0
 
