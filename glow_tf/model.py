@@ -204,7 +204,7 @@ class Glow(tf.Module):
     # --- the flow in latent coordinates -----------------------------------------------------------
     # These passes and `objective` are left alone by autograph inside a caller's tf.function: their
     # loops run over the configuration, not over tensors, and converting every layer they call made a
-    # training step's graph 40% more costly to trace (glow_tf.training.steps).
+    # training step's graph take 40% more memory to trace (glow_tf.training.steps).
     @tf.autograph.experimental.do_not_convert
     def encode_dequantized(self, x, y=None):
         """(eps list, log-det [N], top z) for a continuous input x [N, H, W, C] in model space.

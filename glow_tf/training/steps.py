@@ -14,7 +14,7 @@ from glow_tf.seeds import SAMPLES, TEST_NOISE, TRAIN_NOISE, noise_seed, sample_c
 # its configuration, never on a tensor's value, so autograph's conversion of each function it meets
 # only costs. It cost a lot: converting a flow's layers (all of them under `reversible` and `store`,
 # which autograph walks into, none under `checkpoint`, whose tf.recompute_grad it does not) took 40%
-# more memory and time to trace the same graph; bench/README.md has the figures.
+# more memory to trace the same graph; bench/README.md has the figures.
 
 # The original's sample temperatures (train.py:draw_samples).
 SAMPLE_TEMPERATURES = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
