@@ -314,8 +314,8 @@ print(json.dumps(out))
 
 def _activation_peaks(mode, depths):
     """{depth: bytes}: the allocator's peak of a forward + input-gradient pass beyond what was held
-    before it, least of 3 calls, as bench/memory.py measures it (a 16 px, 2-level, width-64 model at batch 16: per flow step its
-    activations outweigh its filters)."""
+    before it, least of 3 calls, as bench/memory.py measures it (a 16 px, 2-level, width-64 model at
+    batch 16: per flow step its activations outweigh its filters)."""
     env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "bench")])}  # bench/common.py: the measure
     proc = subprocess.run([sys.executable, "-c", _ACTIVATION_PEAK, mode, ",".join(map(str, depths))],
