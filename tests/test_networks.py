@@ -120,6 +120,44 @@ def test_tap_conv_equals_the_edge_padded_conv_with_gradients():
                                        atol=1e-5)
 
 
+def test_the_tap_form_of_a_1x1_convolution_is_a_matmul_equal_to_the_convolution():
+    """For a 1x1 filter tap_conv2d is one MatMul (no convolution, no shifted taps): the same output and
+    gradients as tf.nn.conv2d and NumPy's einsum, also for an unknown height and width."""
+    from glow_tf.bijectors.networks import edge_conv2d, tap_conv2d
+    x = random_normal([3, 5, 7, 16], seed=21)
+    w = random_normal([1, 1, 16, 12], seed=22) * 0.2
+    taps, plain = _conv_and_grads(tap_conv2d, x, w), _conv_and_grads(edge_conv2d, x, w)
+    for a, b in zip(taps, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(b))))
+    np.testing.assert_allclose(taps[0], np.einsum("bhwc,cd->bhwd", x.numpy(), w.numpy()[0, 0]), rtol=1e-5, atol=1e-5)
+    for spec in (tf.TensorSpec([None, 5, 7, 16]), tf.TensorSpec([None, None, None, 16])):
+        fn = tf.function(tap_conv2d, input_signature=[spec, tf.TensorSpec(w.shape)])
+        ops = {op.type for op in fn.get_concrete_function().graph.get_operations()}
+        assert "MatMul" in ops and not ops & {"Conv2D", "AddN", "Pad"}, ops
+        np.testing.assert_allclose(fn(x, w), taps[0], rtol=1e-6, atol=1e-6)
+
+
+def test_interleaved_halves_are_the_even_and_odd_channels_with_their_gradient():
+    """interleaved_halves(h) == (h[..., 0::2], h[..., 1::2]) bit for bit, and its gradient puts each
+    half's gradient back on its own channels (against the strided slices' gradient), with known and
+    unknown spatial sizes."""
+    from glow_tf.bijectors.networks import interleaved_halves
+    h = random_normal([2, 3, 5, 8], seed=23)
+    g_even, g_odd = random_normal([2, 3, 5, 4], seed=24), random_normal([2, 3, 5, 4], seed=25)
+
+    def grads(split):
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            even, odd = split(tf.identity(h))
+            loss = tf.reduce_sum(even * g_even) + tf.reduce_sum(odd * tf.sin(odd) * g_odd)
+        return even, odd, tape.gradient(loss, h)
+
+    expected = grads(lambda t: (t[..., 0::2], t[..., 1::2]))
+    for split in (interleaved_halves, tf.function(interleaved_halves, input_signature=[tf.TensorSpec([None] * 3 + [8])])):
+        for a, b in zip(grads(split), expected):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_the_automatic_form_by_shape_and_kernel_library():
     """The tap form was measured on CPUs only: on a GPU the original's convolution is kept for every
     shape; with oneDNN the tap form only for batches of at most 4 (or unknown); with Eigen by shape
@@ -143,8 +181,8 @@ def test_the_automatic_form_by_shape_and_kernel_library():
 
 
 def test_conv_form_selects_the_form_the_network_runs(monkeypatch):
-    """networks.conv_form: "taps" runs every 3x3 convolution of a coupling network (l_1, l_last) in the
-    tap form, "plain" none, "rule" l_last where tap_form_is_faster says so for the kernels found
+    """networks.conv_form: "taps" runs every convolution of a coupling network (l_1, l_2 as a matmul,
+    l_last) in the tap form, "plain" none, "rule" l_last where tap_form_is_faster says so for the kernels found
     here ("auto", measured, is tested below); the output is the same in every form."""
     import glow_tf.bijectors.networks as layers
     calls = []
@@ -154,7 +192,7 @@ def test_conv_form_selects_the_form_the_network_runs(monkeypatch):
     perturb(f, 0.3, seed=14)
     x = random_normal([2, 16, 16, 6], seed=15)
     outputs = {}
-    for form, expected in (("plain", []), ("taps", [128, 12]),
+    for form, expected in (("plain", []), ("taps", [128, 128, 12]),
                            ("rule", [12] if layers.tap_form_is_faster(tf.zeros([2, 16, 16, 128]), f.l_last.W) else [])):
         calls.clear()
         with layers.conv_form(form):
@@ -230,9 +268,10 @@ def _tap_calls(monkeypatch):
 
 
 def test_auto_form_is_the_one_measured_faster(autotune_cache, monkeypatch):
-    """Only l_last (32 -> 4 channels: 9 x 4 matmul columns for 33 inputs) is a candidate; it takes
-    the tap form when that was measured faster by more than the margin, else the original's form;
-    l_1 (6 -> 32) is never measured. A choice that ignored the measurement fails here."""
+    """l_2 (1x1, 32 -> 32: a matmul in the tap form) and l_last (32 -> 4 channels: 9 x 4 matmul
+    columns for 33 inputs) are the candidates; each takes the tap form when that was measured faster
+    by more than the margin, else the original's form; l_1 (6 -> 32) is never measured. A choice that
+    ignored the measurement fails here."""
     import glow_tf.bijectors.networks as layers
     from glow_tf import autotune
     f = CouplingNetwork(6, 32, 4, np.random.RandomState(13))
@@ -240,17 +279,21 @@ def test_auto_form_is_the_one_measured_faster(autotune_cache, monkeypatch):
     x = random_normal([2, 8, 8, 6], seed=15)
     calls = _tap_calls(monkeypatch)
     outputs = []
-    for seconds, expected in (({"taps": 1.0, "plain": 2.0}, [(3, 3, 33, 4)]),
+    both = [(1, 1, 32, 32), (3, 3, 33, 4)]
+    for seconds, expected in (({"taps": 1.0, "plain": 2.0}, both),
                               ({"taps": 2.0, "plain": 1.0}, []),
                               ({"taps": 0.97, "plain": 1.0}, []),  # within the margin: the original's form
-                              ({"taps": 0.9, "plain": 1.0}, [(3, 3, 33, 4)])):
+                              ({"taps": 0.9, "plain": 1.0}, both),
+                              # each shape by its own measurement
+                              (lambda w: {"taps": 1.0, "plain": 2.0 if w[0] == 1 else 0.5}, [(1, 1, 32, 32)]),
+                              (lambda w: {"taps": 1.0, "plain": 0.5 if w[0] == 1 else 2.0}, [(3, 3, 33, 4)])):
         autotune.forget()
         for path in autotune_cache.glob("*"):
             path.unlink()
         measured = _fake_timer(monkeypatch, seconds)
         calls.clear()
         outputs.append(f(x))
-        assert measured == [(3, 3, 33, 4)], seconds
+        assert measured == both, seconds
         assert calls == expected, seconds
     for out in outputs[1:]:
         np.testing.assert_allclose(out, outputs[0], rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(outputs[0]))))
@@ -272,12 +315,13 @@ def test_auto_form_is_measured_once_then_read_from_the_cache(autotune_cache, mon
     x = random_normal([2, 8, 8, 6], seed=15)
     f = CouplingNetwork(6, 32, 4, np.random.RandomState(13))
     f(x), f(x)
-    assert measured == [(3, 3, 33, 4)] and len(calls) == 2
+    assert measured == [(1, 1, 32, 32), (3, 3, 33, 4)] and len(calls) == 4
     entries = json.loads((autotune_cache / "autotune.json").read_text())["entries"]
-    (k, entry), = entries.items()
+    assert sorted(json.loads(k)["w"] for k in entries) == [[1, 1, 32, 32], [3, 3, 33, 4]]
+    (k, entry), = [(k, e) for k, e in entries.items() if json.loads(k)["w"] == [3, 3, 33, 4]]
     assert entry["form"] == "taps" and entry["ms"] == {"taps": 1000.0, "plain": 3000.0}
     parts = json.loads(k)
-    assert parts["x"] == [2, 8, 8, 32] and parts["w"] == [3, 3, 33, 4] and parts["dtype"] == "float32"
+    assert parts["x"] == [2, 8, 8, 32] and parts["dtype"] == "float32"
     assert parts["xla"] is False and parts["tensorflow"] == tf.__version__ and parts["cpu"]
     from glow_tf.bijectors.networks import convolution_kernels
     assert parts["kernels"] == convolution_kernels()
@@ -285,13 +329,13 @@ def test_auto_form_is_measured_once_then_read_from_the_cache(autotune_cache, mon
     autotune.forget()  # as a new process
     measured.clear(), calls.clear()
     CouplingNetwork(6, 32, 4, np.random.RandomState(1))(x)
-    assert measured == [] and calls == [(3, 3, 33, 4)]
+    assert measured == [] and calls == [(1, 1, 32, 32), (3, 3, 33, 4)]
     # another batch or the same layer under XLA is another key: measured once each
     CouplingNetwork(6, 32, 4, np.random.RandomState(1))(random_normal([3, 8, 8, 6], seed=1))
     tf.function(lambda x: f(x), jit_compile=True)(x)
-    assert measured == [(3, 3, 33, 4)] * 2
+    assert measured == [(1, 1, 32, 32), (3, 3, 33, 4)] * 2
     assert sorted(json.loads(k)["xla"] for k in json.loads((autotune_cache / "autotune.json").read_text())["entries"]) \
-        == [False, False, True]
+        == [False] * 4 + [True] * 2
 
 
 def test_the_real_measurement_inside_a_traced_function(autotune_cache):
@@ -307,10 +351,12 @@ def test_the_real_measurement_inside_a_traced_function(autotune_cache):
     x = random_normal([2, 8, 8, 6], seed=5)
     before = autotune.measurements
     out = tf.function(f)(x)
-    assert autotune.measurements == before + 1
-    (entry,) = json.loads((autotune_cache / "autotune.json").read_text())["entries"].values()
-    assert set(entry["ms"]) == {"taps", "plain"} and all(0 < t < 1e4 for t in entry["ms"].values())
-    assert entry["form"] == autotune.pick(entry["ms"], "plain")
+    assert autotune.measurements == before + 2  # l_2 and l_last
+    entries = json.loads((autotune_cache / "autotune.json").read_text())["entries"].values()
+    assert len(entries) == 2
+    for entry in entries:
+        assert set(entry["ms"]) == {"taps", "plain"} and all(0 < t < 1e4 for t in entry["ms"].values())
+        assert entry["form"] == autotune.pick(entry["ms"], "plain")
     with layers.conv_form("plain"):
         np.testing.assert_allclose(out, f(x), rtol=1e-5, atol=1e-5 * float(tf.reduce_max(tf.abs(out))))
 
@@ -330,8 +376,8 @@ def test_a_corrupt_cache_is_measured_again_with_one_warning(autotune_cache, monk
             CouplingNetwork(6, 32, 4, np.random.RandomState(1))(x)
             CouplingNetwork(6, 32, 8, np.random.RandomState(1))(x)  # a second shape: no second warning
         assert len([w for w in caught if "autotune" in str(w.message)]) == 1, garbage
-        assert measured == [(3, 3, 33, 4), (3, 3, 33, 8)]
-        assert len(json.loads(path.read_text())["entries"]) == 2  # rewritten whole
+        assert measured == [(1, 1, 32, 32), (3, 3, 33, 4), (3, 3, 33, 8)]
+        assert len(json.loads(path.read_text())["entries"]) == 3  # rewritten whole
 
 
 def test_an_unwritable_cache_folder_keeps_the_decisions_in_the_process(autotune_cache, monkeypatch, tmp_path):
@@ -354,7 +400,7 @@ def test_an_unwritable_cache_folder_keeps_the_decisions_in_the_process(autotune_
             for _ in range(2):
                 CouplingNetwork(6, 32, 4, np.random.RandomState(1))(x)
         assert len([w for w in caught if "autotune" in str(w.message)]) == 1
-        assert measured == [(3, 3, 33, 4)] and len(calls) == 2
+        assert measured == [(1, 1, 32, 32), (3, 3, 33, 4)] and len(calls) == 4
         assert not (autotune_cache / "autotune.json").exists()
         assert not autotune_cache.exists() or not any(autotune_cache.iterdir())  # no temporary file left
 
@@ -366,7 +412,7 @@ def test_the_environment_variable_turns_measuring_off(autotune_cache, monkeypatc
     calls = _tap_calls(monkeypatch)
     x = random_normal([2, 8, 8, 6], seed=15)
     f = CouplingNetwork(6, 32, 4, np.random.RandomState(1))
-    for form, expected in (("plain", []), ("taps", [(3, 3, 7, 32), (3, 3, 33, 4)]),
+    for form, expected in (("plain", []), ("taps", [(3, 3, 7, 32), (1, 1, 32, 32), (3, 3, 33, 4)]),
                            ("rule", [(3, 3, 33, 4)] if layers.tap_form_is_faster(tf.zeros([2, 8, 8, 32]),
                                                                                   f.l_last.W) else [])):
         monkeypatch.setenv("GLOW_TF_CONV_FORM", form)
@@ -400,11 +446,12 @@ def _assert_same_gradients(grads_a, grads_b):
 
 @pytest.mark.parametrize("name", ["additive_reverse", "additive_shuffle", "affine_invconv", "affine_lu_ycond"])
 def test_the_original_reference_vectors_hold_whichever_form_is_measured_faster(autotune_cache, monkeypatch, name):
-    """A reference set of the original release (tests/fixtures/original_glow) with every 3x3
+    """A reference set of the original release (tests/fixtures/original_glow) with every
     convolution forced into each form, and with the automatic form made to measure the tap form
     faster, then the original's: bits/dim and decode to the reference vectors' 1e-4, and the
-    gradients of every choice against each other. In the additive sets the coupling networks' output
-    layers (16 -> 6 channels) are candidates; in the affine ones (16 -> 12, 24) nothing is measured."""
+    gradients of every choice against each other. The 1x1 convolutions (l_2, the invertible 1x1 convs)
+    are candidates in every set, the coupling networks' output layers (16 -> 6 channels) in the
+    additive sets only (in the affine ones, 16 -> 12 and 24, they are not)."""
     import json
     import os
 
@@ -431,6 +478,7 @@ def test_the_original_reference_vectors_hold_whichever_form_is_measured_faster(a
         measured = _fake_timer(monkeypatch, {winner: 1.0, loser: 3.0})
         calls.clear()
         _assert_same_gradients(_reference_run(glow, ref, config), grads["plain"])
-        candidates = config.flow_coupling in (0, "additive")
-        assert bool(measured) == candidates
-        assert bool(calls) == (candidates and winner == "taps"), winner
+        sizes = {w[0] for w in measured}
+        assert 1 in sizes  # every set's l_2 (and its invertible 1x1 convs)
+        assert (3 in sizes) == (config.flow_coupling in (0, "additive"))
+        assert bool(calls) == (winner == "taps"), winner

@@ -6,7 +6,7 @@ second half, and the first half passes through unchanged.
 import tensorflow as tf
 
 from glow_tf.bijectors.base import FlowBijector
-from glow_tf.bijectors.networks import CouplingNetwork
+from glow_tf.bijectors.networks import CouplingNetwork, interleaved_halves
 
 
 def _check_even(num_channels, what):
@@ -50,8 +50,8 @@ class AffineCoupling(FlowBijector):
         super().__init__(name=name)
 
     def _shift_and_scale(self, x1):
-        h = self.f1(x1)
-        return h[..., 0::2], tf.sigmoid(h[..., 1::2] + 2.0)
+        shift, pre_scale = interleaved_halves(self.f1(x1))
+        return shift, tf.sigmoid(pre_scale + 2.0)
 
     def encode(self, x):
         x1, x2 = tf.split(x, 2, axis=-1)

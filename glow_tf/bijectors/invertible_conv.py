@@ -3,6 +3,7 @@ import numpy as np
 import scipy.linalg
 import tensorflow as tf
 
+from glow_tf.bijectors import networks
 from glow_tf.bijectors.base import FlowBijector
 
 
@@ -12,8 +13,9 @@ def _random_orthogonal(rng, c):
 
 
 def _channel_matmul(x, w):
-    """A 1x1 convolution with kernel w [C_in, C_out]: out[..., j] = sum_i x[..., i] w[i, j]."""
-    return tf.nn.conv2d(x, tf.reshape(w, [1, 1, w.shape[0], w.shape[1]]), 1, "VALID")
+    """A 1x1 convolution with kernel w [C_in, C_out]: out[..., j] = sum_i x[..., i] w[i, j]; as
+    tf.nn.conv2d (the original's) or as a matmul, whichever `networks.conv_form` picks."""
+    return networks.conv(x, tf.reshape(w, [1, 1, w.shape[0], w.shape[1]]))
 
 
 class InvertibleConv1x1(FlowBijector):

@@ -55,9 +55,13 @@ def tap_conv2d(x, w):
     W[:, :, C]) is the edge-bias channel's share, the same for every image. The same sums as
     `edge_conv2d` in another order (float32 round-off apart), but as a GEMM with k*k*C_out columns,
     where TensorFlow's CPU convolution (and its two gradients) is slow for few output channels, as
-    in the coupling network's last layer `l_last` (bench/README.md has figures).
+    in the coupling network's last layer `l_last` (bench/README.md has figures). For a 1x1 filter
+    (no edge channel) it is `pixel_matmul`: TensorFlow's MatMul and its two MatMul gradients, where
+    oneDNN's 1x1 convolution gradients are slower.
     """
     k, c, c_out = w.shape[0], x.shape[-1], w.shape[-1]
+    if k == 1:  # one tap and no edge channel: the 1x1 convolution is the matmul itself
+        return pixel_matmul(x, tf.reshape(w, [c, c_out]))
     a = (k - 1) // 2
     h, wd = x.shape[1], x.shape[2]
     taps = tf.reshape(tf.transpose(w[:, :, :c, :], [2, 0, 1, 3]), [c, k * k * c_out])
@@ -65,6 +69,29 @@ def tap_conv2d(x, w):
     z = tf.pad(tf.reshape(z, [-1, h, wd, k * k * c_out]), [[0, 0], [a, a], [a, a], [0, 0]])
     edge = tf.nn.conv2d(tf.constant(_border_indicator(h, wd, a, a)), w[:, :, c:, :], 1, "VALID")
     return edge + _sum_of_shifted_taps(z, k, c_out)
+
+
+def pixel_matmul(x, m):
+    """`x @ m` at every pixel: x [B, H, W, C] and m [C, C_out] as one [B*H*W, C] @ [C, C_out] GEMM."""
+    if None in x.shape[1:-1]:
+        shape = tf.concat([tf.shape(x)[:-1], [m.shape[-1]]], axis=0)
+    else:
+        shape = [-1, *x.shape[1:-1], m.shape[-1]]
+    return tf.reshape(tf.matmul(tf.reshape(x, [-1, m.shape[0]]), m), shape)
+
+
+def interleaved_halves(h):
+    """`(h[..., 0::2], h[..., 1::2])`: the original's interleaved read of a network's outputs (the
+    affine coupling's shift and scale, a split prior's mean and logs). Taken as one Unpack of h seen
+    as [..., C/2, 2], whose gradient is one Pack: the two strided slices' gradients were two
+    full-size zero-filled tensors and their sum. The same values, moved, not computed."""
+    c = h.shape[-1]
+    if None in h.shape[1:-1]:
+        pairs = tf.reshape(h, tf.concat([tf.shape(h)[:-1], [c // 2, 2]], axis=0))
+    else:
+        pairs = tf.reshape(h, [-1, *h.shape[1:-1], c // 2, 2])
+    even, odd = tf.unstack(pairs, axis=-1)
+    return even, odd
 
 
 def _sum_of_shifted_taps(z, k, c_out):
@@ -141,10 +168,11 @@ def current_conv_form():
 
 @contextlib.contextmanager
 def conv_form(form):
-    """Within the block, every convolution with a filter larger than 1x1 (the coupling network's
-    `l_1` and `l_last`, the split priors, learntop's prior) runs in one form: "taps" (`tap_conv2d`),
-    "plain" (`edge_conv2d`, the original's), "auto" (the default: the form measured faster here,
-    `measured_form`) or "rule" (the tap form where `tap_form_is_faster`, nothing measured). Outside
+    """Within the block, every convolution (the coupling network's `l_1`, `l_2` and `l_last`, the
+    invertible 1x1 conv, the split priors, learntop's prior) runs in one form: "taps" (`tap_conv2d`;
+    for a 1x1 filter a matmul), "plain" (`edge_conv2d`, the original's), "auto" (the default: the form
+    measured faster here, `measured_form`) or "rule" (the tap form where `tap_form_is_faster`, never
+    for a 1x1 filter; nothing measured). Outside
     any block the environment variable GLOW_TF_CONV_FORM (same values) sets it, e.g. "rule" or "plain"
     for timings that must not depend on a measurement. The forms compute the same sums (float32
     round-off apart). The form is read when a function is traced: a tf.function traced before the
@@ -164,13 +192,14 @@ def conv_form(form):
 
 
 def tap_form_is_candidate(x, w):
-    """Whether `measured_form` times the tap form for input `x` and filter `w` at all: a filter larger
-    than 1x1, a known height and width, and the matmul's k*k*C_out columns at most 4x the C_in + 1
-    input channels (so not the coupling network's `l_1` or the priors, whose tap-form intermediate
-    would be 9-40x their input: slower in every measurement, bench/README.md). Elsewhere the
-    original's form is kept without measuring."""
+    """Whether `measured_form` times the tap form for input `x` and filter `w` at all: a known height
+    and width, and the matmul's k*k*C_out columns at most 4x the filter's input channels. So the
+    coupling network's `l_last` and every 1x1 convolution (`l_2`, the invertible 1x1 conv: there the
+    tap form is a plain matmul), not `l_1` or the priors, whose tap-form intermediate would be 9-40x
+    their input: slower in every measurement, bench/README.md. Elsewhere the original's form is kept
+    without measuring."""
     k, c_in, c_out = w.shape[0], w.shape[2], w.shape[3]
-    return k > 1 and x.shape[1] is not None and x.shape[2] is not None and k * k * c_out <= 4 * c_in
+    return x.shape[1] is not None and x.shape[2] is not None and k * k * c_out <= 4 * c_in
 
 
 UNKNOWN_BATCH_MAX = 16  # an unknown batch is timed at 1 and at up to this many images (see measured_form)
@@ -242,8 +271,6 @@ def _time_forms(x_shape, w_shape, dtype, xla):
 def chosen_form(x, w):
     """"taps" or "plain": the form `_conv` computes input `x` and filter `w` in, under the form in force
     (`conv_form`, $GLOW_TF_CONV_FORM, else "auto": measured)."""
-    if w.shape[0] == 1:
-        return "plain"
     form = current_conv_form()
     if form == "auto":
         return measured_form(x, w)
@@ -255,6 +282,12 @@ def chosen_form(x, w):
 def _conv(x, w):
     """The original's convolution, computed in the form `conv_form` selects (by default the faster)."""
     return tap_conv2d(x, w) if chosen_form(x, w) == "taps" else edge_conv2d(x, w)
+
+
+def conv(x, w):
+    """`edge_conv2d(x, w)` (the original's convolution, any filter size) in the form `conv_form`
+    selects: what every layer of the model convolves with."""
+    return _conv(x, w)
 
 
 def folded_filter(x, w, scale):

@@ -9,7 +9,7 @@ Under a standard normal, `log N(eps) - sum(logs)` is the original's `pz.logp(z2)
 import tensorflow as tf
 
 from glow_tf.bijectors.base import FlowBijector
-from glow_tf.bijectors.networks import Conv2DZeros
+from glow_tf.bijectors.networks import Conv2DZeros, interleaved_halves
 
 
 class Split(FlowBijector):
@@ -29,8 +29,7 @@ class Split(FlowBijector):
 
     def prior(self, z1):
         """(mean, logs) of the factored-out half given the kept half: split2d_prior."""
-        h = self.conv(z1)
-        return h[..., 0::2], h[..., 1::2]
+        return interleaved_halves(self.conv(z1))
 
     def standardise(self, z1, z2):
         """(eps, log-det): the original's `pz.get_eps(z2)` and the log-det of that map."""
