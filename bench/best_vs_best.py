@@ -17,10 +17,11 @@ Settings (`--include`/`--exclude` filter them by name):
 - `xla=1`: ours `make_train_step(jit=True)` / sample_speed.py's `decode_jit`; TFP
   `tf.function(jit_compile=True)`; the original its session's global_jit_level ON_1 (TF1's switch),
   with TF_XLA_FLAGS=--tf_xla_cpu_global_jit so that it clusters CPU ops too;
-- threads: TensorFlow's defaults (intra-op and inter-op pools of one thread per core) or `2/1`
-  (intra-op 2, inter-op 1): on 2 cores the default lets two ops run at once, each splitting itself
-  over both cores; 2/1 runs one op at a time over both. (1/2 would leave the large convolutions to one
-  core; more threads than cores only oversubscribe.)
+- threads: TensorFlow's defaults (intra-op and inter-op pools of one thread per core), `2/1`
+  (intra-op 2, inter-op 1) or `1/2` (intra-op 1, inter-op 2): on 2 cores the default lets two ops run
+  at once, each splitting itself over both cores; 2/1 runs one op at a time over both; 1/2 runs two
+  ops at once, each on one core (the original's best for training on the 2-core EPYC, 2026-12-03).
+  More threads than cores only oversubscribe.
 - ours only: the 3x3 convolutions' form: `auto` (the default, each layer shape's form measured once and
   cached, glow_tf.bijectors.networks.conv_form) or every one forced to `plain` (the original's), which
   shows whether the automatic choice is ever slower than not choosing.
@@ -51,7 +52,7 @@ import tempfile
 import common
 
 LIBS = {"eigen": "0", "onednn": "1"}  # TF_ENABLE_ONEDNN_OPTS
-THREADS = {"default": None, "2/1": [2, 1]}  # [intra-op, inter-op]
+THREADS = {"default": None, "2/1": [2, 1], "1/2": [1, 2]}  # [intra-op, inter-op]
 FORMS = ("auto", "plain")
 TASKS = {"train:bench": ("train", "bench", 16), "train:cifar10": ("train", "cifar10", 4),
          "sample:celeba": ("sample", "celeba", 1), "sample:cifar10": ("sample", "cifar10", 64)}

@@ -42,7 +42,11 @@ CANDIDATES = [  # (name, proposals, jit, lu)
     ("matmul_1x1", ["matmul_1x1"], 0, False),
     ("edge_split", ["edge_split"], 0, False),
     ("jit_optimizer", ["jit_optimizer"], 0, False),
-    ("matmul_1x1+jit_optimizer", ["matmul_1x1", "jit_optimizer"], 0, False),
+    ("flat_update", ["flat_update"], 0, False),
+    ("no_update", ["no_update"], 0, False),  # a bound: the step with a free update
+    ("conv_1x1", ["conv_1x1"], 0, False),  # reversals: what d55b40a's changes buy
+    ("strided_halves", ["strided_halves"], 0, False),
+    ("conv_1x1+strided_halves", ["conv_1x1", "strided_halves"], 0, False),
 ]  # whole-step XLA (jit=1, which needs qr_logdet with the plain 1x1 conv) is timed by train_speed.py
 
 
@@ -368,7 +372,7 @@ def check_numbers(names, config_name, batch):
         # one optimiser update from the same gradients (the current code's) on both models
         update_from = results[0][1] if results else grads
         tf.function(lambda: optimizer.apply([tf.constant(g) for g in update_from], tf.constant(1e-3)))()
-        results.append((float(loss), grads, [v.numpy() for v in (*params, *optimizer.ema)]))
+        results.append((float(loss), grads, [*(v.numpy() for v in params), *proposals.averages(optimizer)]))
     (loss_a, grads_a, after_a), (loss_b, grads_b, after_b) = results
     update_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(after_a, after_b))
     # each gradient's error relative to its own scale, floored at 1e-3 of the largest gradient (a gradient

@@ -8,7 +8,8 @@ applied and that the loss and gradients match the current code. Apply before bui
 
 - matmul_1x1: every 1x1 convolution (the invertible 1x1 conv and the coupling network's `l_2`) as
   a reshape + matmul instead of a Conv2D: the same sums, done by the GEMM kernel, whose gradients
-  are two more GEMMs instead of Conv2DBackpropInput/Filter.
+  are two more GEMMs instead of Conv2DBackpropInput/Filter. Adopted in d55b40a as a measured form
+  (glow_tf now picks it per shape where it is faster); this forces it everywhere.
 - edge_split: `conv(concat(pad(x), border), W)` as `conv(pad(x), W[..., :C, :]) + conv(border,
   W[..., C:, :])`, the second term a [1, h, w, C_out] map broadcast over the batch (no tile, no
   concat, C instead of C + 1 input channels).
@@ -17,9 +18,28 @@ applied and that the loss and gradients match the current code. Apply before bui
 - qr_logdet: `log|det W|` of the plain 1x1 conv from the QR decomposition in float64
   (`sum log|diag R|`) instead of `slogdet`, which XLA cannot compile: with it `--jit 1` works with
   the default (non-LU) invertible conv.
+
+- flat_update: the Adamax/Adam + Polyak update as one set of kernels over all parameters
+  concatenated (moments and averages kept in three flat variables), instead of ~20 small kernels
+  per variable: the same arithmetic per element. Not adopted: its state would no longer be one
+  checkpoint entry per variable, as restores of earlier checkpoints expect.
+- no_update: a bound, not a change: the step without the update (only `t` advances), i.e. what a
+  free update would give.
+
+And, to time what an adopted change buys beside the code that has it, its reversal:
+
+- conv_1x1: every 1x1 convolution as tf.nn.conv2d, the original's form (before d55b40a, where the
+  automatic form started measuring 1x1 convolutions against a matmul).
+- strided_halves: the interleaved reads of a network's outputs (`networks.interleaved_halves`: the
+  affine coupling's shift and scale, a split prior's mean and logs) as two strided slices, whose
+  gradients are two zero-filled full-size tensors and their sum (before d55b40a).
 """
-PROPOSALS = ("matmul_1x1", "edge_split", "jit_optimizer", "qr_logdet")
+import numpy as np
+
+PROPOSALS = ("matmul_1x1", "edge_split", "jit_optimizer", "qr_logdet", "flat_update", "no_update", "conv_1x1",
+             "strided_halves")
 _applied = set()
+_flat_ema = {}  # id(optimizer) -> flat_update's Polyak averages
 
 
 def _check(names):
@@ -85,8 +105,79 @@ def apply(names):
             return tf.cast(log_abs_det, tf.float32) * float(x.shape[1] * x.shape[2])
 
         invconv.InvertibleConv1x1._log_det = _log_det
+
+    if "flat_update" in names and "flat_update" not in _applied:
+        from glow_tf.optim import EPSILON
+        flat = {}
+
+        def concat(tensors):
+            return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
+
+        def _flat_update(self, grads, lr):
+            state = flat.get(id(self))
+            if state is None:
+                with tf.init_scope():  # created once, from the slots' values, outside any trace
+                    state = flat[id(self)] = {
+                        name: tf.Variable(concat(slots), trainable=False) if slots else None
+                        for name, slots in (("m1", self.m1), ("m2", self.m2), ("ema", self.ema))}
+                    _flat_ema[id(self)] = state["ema"]
+            beta1, beta2 = self.beta1, self.beta2
+            t = self.t.read_value()
+            alpha_t = lr * tf.sqrt(1.0 - tf.pow(beta2, t)) / (1.0 - tf.pow(beta1, t))
+            g, w = concat(grads), concat(self.params)
+            if beta1 > 0:
+                m1_new = beta1 * state["m1"] + (1.0 - beta1) * g
+                state["m1"].assign(m1_new, read_value=False)
+            else:
+                m1_new = g
+            if self.kind == "adamax":
+                m2_new = tf.maximum(beta2 * state["m2"], tf.abs(g))
+                delta = m1_new / (m2_new + EPSILON)
+            else:
+                m2_new = beta2 * state["m2"] + (1.0 - beta2) * tf.square(g)
+                delta = m1_new / (tf.sqrt(m2_new) + EPSILON)
+            state["m2"].assign(m2_new, read_value=False)
+            w_new = (w if self.weight_decay == 1.0 else self.weight_decay * w) - alpha_t * delta
+            sizes = [int(np.prod(p.shape)) for p in self.params]
+            for p, piece in zip(self.params, tf.split(w_new, sizes)):
+                p.assign(tf.reshape(piece, p.shape), read_value=False)
+            if self.polyak:
+                state["ema"].assign_sub((state["ema"] - w_new) * self._ema_rate, read_value=False)
+            self.t.assign_add(1.0, read_value=False)
+
+        Optimizer._update = _flat_update
+
+    if "no_update" in names and "no_update" not in _applied:
+        def _no_update(self, grads, lr):
+            self.t.assign_add(1.0, read_value=False)
+
+        Optimizer._update = _no_update
+
+    if "conv_1x1" in names and "conv_1x1" not in _applied:
+        measured_conv = layers._conv  # the invertible 1x1 conv calls networks.conv, which looks this up
+        layers._conv = lambda x, w: layers.edge_conv2d(x, w) if w.shape[0] == 1 else measured_conv(x, w)
+
+    if "strided_halves" in names:
+        import glow_tf.bijectors.coupling as coupling
+        import glow_tf.bijectors.split as split
+
+        def strided(h):
+            return h[..., 0::2], h[..., 1::2]
+
+        coupling.interleaved_halves = split.interleaved_halves = strided
     _applied.update(names)
     return sorted(_applied)
+
+
+def averages(optimizer):
+    """The optimiser's Polyak averages, one array per parameter, wherever the applied proposals keep
+    them (flat_update keeps them in one flat variable)."""
+    state = _flat_ema.get(id(optimizer))
+    if state is None:
+        return [v.numpy() for v in optimizer.ema]
+    sizes = [int(v.numpy().size) for v in optimizer.params]
+    flat = state.numpy()
+    return [piece.reshape(p.shape) for piece, p in zip(np.split(flat, np.cumsum(sizes)[:-1]), optimizer.params)]
 
 
 def label(names):

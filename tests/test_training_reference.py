@@ -277,11 +277,16 @@ def replay(hps, ref):
     return ours
 
 
-@pytest.fixture(scope="module", params=FOLDERS, ids=os.path.basename)
+@pytest.fixture(scope="module", params=[(folder, form) for folder in FOLDERS for form in ("rule", "taps")],
+                ids=lambda p: f"{os.path.basename(p[0])}-{p[1]}")
 def replayed(request):
-    """(hps, fixture arrays by stage, our values by stage)."""
-    hps, ref = load_fixture(request.param)
-    return hps, ref, replay(hps, ref)
+    """(hps, fixture arrays by stage, our values by stage), replayed with the convolutions in the test
+    suite's fixed forms ("rule") and again with every convolution in the tap form, each 1x1 as a matmul
+    ("taps"): whichever form the automatic choice picks, the same tolerances hold."""
+    folder, form = request.param
+    hps, ref = load_fixture(folder)
+    with networks.conv_form(form):
+        return hps, ref, replay(hps, ref)
 
 
 def test_fixtures_were_found():
@@ -471,6 +476,10 @@ PLANTED = [
     ("affine coupling's log-det dropped", "r03_8px_L1K2w4_affine_invconv_6bit",
      lambda: _wrap(coupling.AffineCoupling, "encode", lambda f: lambda self, x: (f(self, x)[0], 0.0)),
      {"init", "statistics", "moments"}),
+    ("affine coupling's shift and scale read the other way round (equal at init: the steps show it)",
+     "r03_8px_L1K2w4_affine_invconv_6bit",
+     lambda: _wrap(coupling, "interleaved_halves", lambda f: lambda h: f(h)[::-1]),
+     {"statistics", "moments", "weights", "averages"}),
     ("split prior read as contiguous halves (0 at init: only gradients show it)", "additive_reverse",
      lambda: _patch(split.Split, "prior", lambda self, z1: tf.split(self.conv(z1), 2, axis=-1)),
      {"moments"}),
