@@ -22,7 +22,7 @@ Settings (`--include`/`--exclude` filter them by name):
   at once, each splitting itself over both cores; 2/1 runs one op at a time over both; 1/2 runs two
   ops at once, each on one core (the original's best for training on the 2-core EPYC, 2026-12-03).
   More threads than cores only oversubscribe.
-- ours only: the 3x3 convolutions' form: `auto` (the default, each layer shape's form measured once and
+- ours only: the convolutions' form: `auto` (the default, each layer shape's form measured once and
   cached, glow_tf.bijectors.networks.conv_form) or every one forced to `plain` (the original's), which
   shows whether the automatic choice is ever slower than not choosing.
 
