@@ -67,9 +67,9 @@ def apply(names):
             y = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(w, [c_in, c_out]))
             return tf.reshape(y, tf.concat([tf.shape(x)[:3], [c_out]], axis=0))
 
-        current_conv = layers._conv
+        current_conv = layers.conv
 
-        def _conv(x, w):
+        def conv(x, w):
             if layers.chosen_form(x, w) == "taps":  # the tap form (already in glow_tf) stays where it applies
                 return current_conv(x, w)
             if w.shape[0] == 1:
@@ -82,7 +82,7 @@ def apply(names):
             inner = tf.nn.conv2d(tf.pad(x, [[0, 0], [a, a], [a, a], [0, 0]]), w[:, :, :c, :], 1, "VALID")
             return inner + tf.nn.conv2d(tf.constant(border), w[:, :, c:, :], 1, "VALID")
 
-        layers._conv = _conv
+        layers.conv = conv
         if use_mm:
             invconv._channel_matmul = _matmul_1x1
 
@@ -154,8 +154,8 @@ def apply(names):
         Optimizer._update = _no_update
 
     if "conv_1x1" in names and "conv_1x1" not in _applied:
-        measured_conv = layers._conv  # the invertible 1x1 conv calls networks.conv, which looks this up
-        layers._conv = lambda x, w: layers.edge_conv2d(x, w) if w.shape[0] == 1 else measured_conv(x, w)
+        measured_conv = layers.conv  # every layer looks networks.conv up when it is traced
+        layers.conv = lambda x, w: layers.edge_conv2d(x, w) if w.shape[0] == 1 else measured_conv(x, w)
 
     if "strided_halves" in names:
         import glow_tf.bijectors.coupling as coupling

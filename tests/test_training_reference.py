@@ -420,7 +420,7 @@ def _unbiased_actnorm_init(initialize):
 def _post_relu_actnorm_init(call):
     def planted(self, x):
         if actnorm.ddi_active() and not bool(self.actnorm.initialized):
-            self.actnorm.initialize(tf.nn.relu(networks._conv(x, self.W)))
+            self.actnorm.initialize(tf.nn.relu(networks.conv(x, self.W)))
         return call(self, x)
     return planted
 

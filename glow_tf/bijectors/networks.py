@@ -71,13 +71,17 @@ def tap_conv2d(x, w):
     return edge + _sum_of_shifted_taps(z, k, c_out)
 
 
+def _reshape_channels(t, like, channels):
+    """`t` reshaped to `like`'s shape with its last axis replaced by the axes `channels` (a list);
+    static where `like`'s height and width are known, else from its runtime shape."""
+    if None in like.shape[1:-1]:
+        return tf.reshape(t, tf.concat([tf.shape(like)[:-1], channels], axis=0))
+    return tf.reshape(t, [-1, *like.shape[1:-1], *channels])
+
+
 def pixel_matmul(x, m):
     """`x @ m` at every pixel: x [B, H, W, C] and m [C, C_out] as one [B*H*W, C] @ [C, C_out] GEMM."""
-    if None in x.shape[1:-1]:
-        shape = tf.concat([tf.shape(x)[:-1], [m.shape[-1]]], axis=0)
-    else:
-        shape = [-1, *x.shape[1:-1], m.shape[-1]]
-    return tf.reshape(tf.matmul(tf.reshape(x, [-1, m.shape[0]]), m), shape)
+    return _reshape_channels(tf.matmul(tf.reshape(x, [-1, m.shape[0]]), m), x, [m.shape[-1]])
 
 
 def interleaved_halves(h):
@@ -85,12 +89,7 @@ def interleaved_halves(h):
     affine coupling's shift and scale, a split prior's mean and logs). Taken as one Unpack of h seen
     as [..., C/2, 2], whose gradient is one Pack: the two strided slices' gradients were two
     full-size zero-filled tensors and their sum. The same values, moved, not computed."""
-    c = h.shape[-1]
-    if None in h.shape[1:-1]:
-        pairs = tf.reshape(h, tf.concat([tf.shape(h)[:-1], [c // 2, 2]], axis=0))
-    else:
-        pairs = tf.reshape(h, [-1, *h.shape[1:-1], c // 2, 2])
-    even, odd = tf.unstack(pairs, axis=-1)
+    even, odd = tf.unstack(_reshape_channels(h, h, [h.shape[-1] // 2, 2]), axis=-1)
     return even, odd
 
 
@@ -269,7 +268,7 @@ def _time_forms(x_shape, w_shape, dtype, xla):
 
 
 def chosen_form(x, w):
-    """"taps" or "plain": the form `_conv` computes input `x` and filter `w` in, under the form in force
+    """"taps" or "plain": the form `conv` computes input `x` and filter `w` in, under the form in force
     (`conv_form`, $GLOW_TF_CONV_FORM, else "auto": measured)."""
     form = current_conv_form()
     if form == "auto":
@@ -279,15 +278,10 @@ def chosen_form(x, w):
     return form
 
 
-def _conv(x, w):
-    """The original's convolution, computed in the form `conv_form` selects (by default the faster)."""
-    return tap_conv2d(x, w) if chosen_form(x, w) == "taps" else edge_conv2d(x, w)
-
-
 def conv(x, w):
     """`edge_conv2d(x, w)` (the original's convolution, any filter size) in the form `conv_form`
-    selects: what every layer of the model convolves with."""
-    return _conv(x, w)
+    selects (by default the faster): what every layer of the model convolves with."""
+    return tap_conv2d(x, w) if chosen_form(x, w) == "taps" else edge_conv2d(x, w)
 
 
 def folded_filter(x, w, scale):
@@ -316,12 +310,12 @@ class Conv2D(tf.Module):
     def __call__(self, x):
         actnorm = self.actnorm
         if ddi_active() and not bool(actnorm.initialized):
-            return actnorm.encode(_conv(x, self.W))[0]  # the init's statistics are of the bare convolution
+            return actnorm.encode(conv(x, self.W))[0]  # the init's statistics are of the bare convolution
         # (conv(x, W) + b) * s == conv(x, W * s) + b * s, s = exp(logs): the actnorm folded into the
         # filter and a bias, so that TensorFlow fuses conv, bias and the ReLU after it into one kernel
         # (1.05-1.3x faster per layer, forward and backward; float32 round-off apart, the same numbers).
         scale = tf.exp(actnorm.logs)
-        return tf.nn.bias_add(_conv(x, folded_filter(x, self.W, scale)), tf.reshape(actnorm.b * scale, [-1]))
+        return tf.nn.bias_add(conv(x, folded_filter(x, self.W, scale)), tf.reshape(actnorm.b * scale, [-1]))
 
 
 class Conv2DZeros(tf.Module):
@@ -338,7 +332,7 @@ class Conv2DZeros(tf.Module):
 
     def __call__(self, x):
         scale = tf.exp(self.logs * self.logscale_factor)  # folded like Conv2D's actnorm: conv(x, W * s) + b * s
-        return tf.nn.bias_add(_conv(x, folded_filter(x, self.W, scale)), tf.reshape(self.b * scale, [-1]))
+        return tf.nn.bias_add(conv(x, folded_filter(x, self.W, scale)), tf.reshape(self.b * scale, [-1]))
 
 
 class LinearZeros(tf.Module):
