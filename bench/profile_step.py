@@ -42,11 +42,11 @@ CANDIDATES = [  # (name, proposals, jit, lu)
     ("matmul_1x1", ["matmul_1x1"], 0, False),
     ("edge_split", ["edge_split"], 0, False),
     ("jit_optimizer", ["jit_optimizer"], 0, False),
-    ("flat_update", ["flat_update"], 0, False),
     ("no_update", ["no_update"], 0, False),  # a bound: the step with a free update
     ("conv_1x1", ["conv_1x1"], 0, False),  # reversals: what d55b40a's changes buy
     ("strided_halves", ["strided_halves"], 0, False),
     ("conv_1x1+strided_halves", ["conv_1x1", "strided_halves"], 0, False),
+    ("per_variable_update", ["per_variable_update"], 0, False),  # reversal: what the flat state buys
 ]  # whole-step XLA (jit=1, which needs qr_logdet with the plain 1x1 conv) is timed by train_speed.py
 
 

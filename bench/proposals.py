@@ -19,10 +19,6 @@ applied and that the loss and gradients match the current code. Apply before bui
   (`sum log|diag R|`) instead of `slogdet`, which XLA cannot compile: with it `--jit 1` works with
   the default (non-LU) invertible conv.
 
-- flat_update: the Adamax/Adam + Polyak update as one set of kernels over all parameters
-  concatenated (moments and averages kept in three flat variables), instead of ~20 small kernels
-  per variable: the same arithmetic per element. Not adopted: its state would no longer be one
-  checkpoint entry per variable, as restores of earlier checkpoints expect.
 - no_update: a bound, not a change: the step without the update (only `t` advances), i.e. what a
   free update would give.
 
@@ -33,13 +29,15 @@ And, to time what an adopted change buys beside the code that has it, its revers
 - strided_halves: the interleaved reads of a network's outputs (`networks.interleaved_halves`: the
   affine coupling's shift and scale, a split prior's mean and logs) as two strided slices, whose
   gradients are two zero-filled full-size tensors and their sum (before d55b40a).
+- per_variable_update: the Adamax/Adam + Polyak update one parameter at a time, its moments and
+  average in three variables of its own (about 20 small kernels a parameter), as before the optimiser
+  kept its state flat, in groups updated by one set of kernels each (`glow_tf.optim`, BUCKET_BYTES).
 """
-import numpy as np
 
-PROPOSALS = ("matmul_1x1", "edge_split", "jit_optimizer", "qr_logdet", "flat_update", "no_update", "conv_1x1",
-             "strided_halves")
+PROPOSALS = ("matmul_1x1", "edge_split", "jit_optimizer", "qr_logdet", "no_update", "conv_1x1",
+             "strided_halves", "per_variable_update")
 _applied = set()
-_flat_ema = {}  # id(optimizer) -> flat_update's Polyak averages
+_own_ema = {}  # id(optimizer) -> per_variable_update's Polyak averages
 
 
 def _check(names):
@@ -106,46 +104,40 @@ def apply(names):
 
         invconv.InvertibleConv1x1._log_det = _log_det
 
-    if "flat_update" in names and "flat_update" not in _applied:
+    if "per_variable_update" in names and "per_variable_update" not in _applied:
         from glow_tf.optim import EPSILON
-        flat = {}
+        own = {}
 
-        def concat(tensors):
-            return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
-
-        def _flat_update(self, grads, lr):
-            state = flat.get(id(self))
+        def _per_variable_update(self, grads, lr):
+            state = own.get(id(self))
             if state is None:
-                with tf.init_scope():  # created once, from the slots' values, outside any trace
-                    state = flat[id(self)] = {
-                        name: tf.Variable(concat(slots), trainable=False) if slots else None
-                        for name, slots in (("m1", self.m1), ("m2", self.m2), ("ema", self.ema))}
-                    _flat_ema[id(self)] = state["ema"]
+                with tf.init_scope():  # created once, from the flat state's values, outside any trace
+                    state = own[id(self)] = {name: [tf.Variable(v.read_value(), trainable=False) for v in views]
+                                             for name, views in (("m1", self.m1), ("m2", self.m2), ("ema", self.ema))}
+                    _own_ema[id(self)] = state["ema"]
             beta1, beta2 = self.beta1, self.beta2
             t = self.t.read_value()
             alpha_t = lr * tf.sqrt(1.0 - tf.pow(beta2, t)) / (1.0 - tf.pow(beta1, t))
-            g, w = concat(grads), concat(self.params)
-            if beta1 > 0:
-                m1_new = beta1 * state["m1"] + (1.0 - beta1) * g
-                state["m1"].assign(m1_new, read_value=False)
-            else:
-                m1_new = g
-            if self.kind == "adamax":
-                m2_new = tf.maximum(beta2 * state["m2"], tf.abs(g))
-                delta = m1_new / (m2_new + EPSILON)
-            else:
-                m2_new = beta2 * state["m2"] + (1.0 - beta2) * tf.square(g)
-                delta = m1_new / (tf.sqrt(m2_new) + EPSILON)
-            state["m2"].assign(m2_new, read_value=False)
-            w_new = (w if self.weight_decay == 1.0 else self.weight_decay * w) - alpha_t * delta
-            sizes = [int(np.prod(p.shape)) for p in self.params]
-            for p, piece in zip(self.params, tf.split(w_new, sizes)):
-                p.assign(tf.reshape(piece, p.shape), read_value=False)
-            if self.polyak:
-                state["ema"].assign_sub((state["ema"] - w_new) * self._ema_rate, read_value=False)
+            for i, (w, g) in enumerate(zip(self.params, grads)):
+                if beta1 > 0:
+                    m1_new = beta1 * state["m1"][i] + (1.0 - beta1) * g
+                    state["m1"][i].assign(m1_new, read_value=False)
+                else:
+                    m1_new = g
+                if self.kind == "adamax":
+                    m2_new = tf.maximum(beta2 * state["m2"][i], tf.abs(g))
+                    delta = m1_new / (m2_new + EPSILON)
+                else:
+                    m2_new = beta2 * state["m2"][i] + (1.0 - beta2) * tf.square(g)
+                    delta = m1_new / (tf.sqrt(m2_new) + EPSILON)
+                state["m2"][i].assign(m2_new, read_value=False)
+                w_new = (w if self.weight_decay == 1.0 else self.weight_decay * w) - alpha_t * delta
+                w.assign(w_new, read_value=False)
+                if self.polyak:
+                    state["ema"][i].assign_sub((state["ema"][i] - w_new) * self._ema_rate, read_value=False)
             self.t.assign_add(1.0, read_value=False)
 
-        Optimizer._update = _flat_update
+        Optimizer._update = _per_variable_update
 
     if "no_update" in names and "no_update" not in _applied:
         def _no_update(self, grads, lr):
@@ -171,13 +163,8 @@ def apply(names):
 
 def averages(optimizer):
     """The optimiser's Polyak averages, one array per parameter, wherever the applied proposals keep
-    them (flat_update keeps them in one flat variable)."""
-    state = _flat_ema.get(id(optimizer))
-    if state is None:
-        return [v.numpy() for v in optimizer.ema]
-    sizes = [int(v.numpy().size) for v in optimizer.params]
-    flat = state.numpy()
-    return [piece.reshape(p.shape) for piece, p in zip(np.split(flat, np.cumsum(sizes)[:-1]), optimizer.params)]
+    them (per_variable_update keeps them in variables of its own)."""
+    return [v.numpy() for v in _own_ema.get(id(optimizer), optimizer.ema)]
 
 
 def label(names):

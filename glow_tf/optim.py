@@ -4,6 +4,7 @@ optim.py (adamax, adam, polyak) and the schedule in train.py:train."""
 import contextlib
 import math
 import numbers
+import typing
 
 import numpy as np
 import tensorflow as tf
@@ -12,6 +13,7 @@ __all__ = ["Optimizer", "beta2_from", "warmup_lr"]
 
 KINDS = ("adamax", "adam")
 EPSILON = 1e-8
+BUCKET_BYTES = 32 * 2**20  # the largest group of parameters updated as one flat array
 
 
 def beta2_from(train_its, polyak_epochs=1.0):
@@ -69,9 +71,14 @@ class Optimizer(tf.Module):
     be averaged over workers (the original's `allreduce_mean` is done by the training loop here); there is
     no clipping. The original's `adam2` ("doesn't seem to work") is not ported.
 
-    All state is non-trainable tf.Variables (`t`, `m1`, `m2`, `ema`), so
-    `tf.train.Checkpoint(optimizer=opt)` resumes exactly; the original made `t` and the moments trainable by
-    accident (docs/original.md#q1), with no effect. `apply` works eagerly, under tf.function and with jit_compile.
+    The state is non-trainable: `t`, and m1, m2 and the averages of consecutive parameters concatenated
+    into flat variables of up to `bucket_bytes` each, so that one update is a few kernels per group
+    instead of ten per parameter (the same arithmetic per element, so the same bits). `opt.m1[i]`,
+    `opt.m2[i]` and `opt.ema[i]` are parameter i's slots as `SlotView`s, and a checkpoint holds one entry
+    per parameter and slot, as when each was a variable of its own: `tf.train.Checkpoint(optimizer=opt)`
+    resumes exactly, from checkpoints of either layout. `opt.variables` lists the flat variables (what
+    a broadcast or an elastic commit copies). The original made `t` and the moments trainable by accident
+    (docs/original.md#q1), with no effect. `apply` works eagerly, under tf.function and with jit_compile.
 
     Differences from the original: its shadows start at the parameters' initializer values (before the
     data-dependent init), ours at the parameters' values when the Optimizer is constructed, so construct it
@@ -87,6 +94,8 @@ class Optimizer(tf.Module):
       beta2: second-moment and Polyak decay, in [0, 1); see `beta2_from`.
       weight_decay: multiplicative decay of the weights, > 0 (`--weight_decay`, default 1.0 = off).
       polyak: keep the Polyak averages `ema` (the original always does).
+      bucket_bytes: the largest group of parameters whose state is one flat variable (a larger parameter
+        is a group of its own); it bounds the update's temporary copies, and changes no result.
       name: name of the module.
     """
 
@@ -94,7 +103,7 @@ class Optimizer(tf.Module):
     _TF_MODULE_IGNORED_PROPERTIES = frozenset(("_params",)) | tf.Module._TF_MODULE_IGNORED_PROPERTIES
 
     def __init__(self, params, kind="adamax", *, beta1=0.9, beta2, weight_decay=1.0, polyak=True,
-                 name="optimizer"):
+                 bucket_bytes=BUCKET_BYTES, name="optimizer"):
         super().__init__(name=name)
         if kind not in KINDS:
             note = " (openai's adam2 'doesn't seem to work' and is not ported)" if kind == "adam2" else ""
@@ -105,6 +114,8 @@ class Optimizer(tf.Module):
                 or not math.isfinite(weight_decay) or weight_decay <= 0):
             raise ValueError(f"weight_decay must be a finite number > 0 (1.0 = off), got {weight_decay!r}")
         params = _check_params(params)
+        if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, numbers.Integral) or bucket_bytes < 1:
+            raise ValueError(f"bucket_bytes must be a positive integer, got {bucket_bytes!r}")
 
         self.kind = kind
         self.beta1 = float(beta1)
@@ -115,12 +126,23 @@ class Optimizer(tf.Module):
         self._ema_rate = float(np.float32(1.0) - np.float32(beta2))
         self._params = self._no_dependency(params)
 
+        self._groups = self._no_dependency(tuple(_groups(params, bucket_bytes)))
         with self.name_scope:
             self.t = tf.Variable(1.0, dtype=tf.float32, trainable=False, name="t")
-            self.m1 = [_slot(p, "adam_m1", tf.zeros_like(p)) for p in params] if self.beta1 > 0 else []
-            self.m2 = [_slot(p, "adam_m2", tf.zeros_like(p)) for p in params]
-            self.ema = ([_slot(p, "ExponentialMovingAverage", p.read_value()) for p in params]
-                        if self.polyak else [])
+            slots = (("m1", "adam_m1", self.beta1 > 0, tf.zeros_like),
+                     ("m2", "adam_m2", True, tf.zeros_like),
+                     ("ema", "ExponentialMovingAverage", self.polyak, lambda p: p.read_value()))
+            # The flat variables hold the state (what optimizer.variables lists, broadcasts and copies);
+            # the views are what the checkpoint tracks, one per parameter, under the names of old.
+            flat = {}
+            for attr, suffix, kept, initial in slots:
+                flat[attr] = [tf.Variable(_flatten([initial(params[i]) for i in g.members]), trainable=False,
+                                          name=f"{attr}_flat_{k}") for k, g in enumerate(self._groups)] if kept else []
+                setattr(self, attr, [SlotView(flat[attr][k], g.offsets[j], params[i].shape,
+                                              f"{params[i].name.split(':')[0]}/{suffix}")
+                                     for k, g in enumerate(self._groups) if kept
+                                     for j, i in enumerate(g.members)])
+            self._flat = self._no_dependency(flat)
 
     @property
     def params(self):
@@ -157,26 +179,36 @@ class Optimizer(tf.Module):
         # float64 first, as the original's `(1. - hps.beta1)` is.
         t = self.t.read_value()
         alpha_t = lr * tf.sqrt(1.0 - tf.pow(beta2, t)) / (1.0 - tf.pow(beta1, t))
-        for i, (w, g) in enumerate(zip(self._params, grads)):
+        for k, group in enumerate(self._groups):
+            g = _flatten([grads[i] for i in group.members])
+            w = _flatten([self._params[i] for i in group.members])
             if beta1 > 0:
-                m1_new = beta1 * self.m1[i] + (1.0 - beta1) * g
-                self.m1[i].assign(m1_new, read_value=False)
+                m1 = self._flat["m1"][k]
+                m1_new = beta1 * m1 + (1.0 - beta1) * g
+                m1.assign(m1_new, read_value=False)
             else:
                 m1_new = g
+            m2 = self._flat["m2"][k]
             if self.kind == "adamax":
-                m2_new = tf.maximum(beta2 * self.m2[i], tf.abs(g))
+                m2_new = tf.maximum(beta2 * m2, tf.abs(g))
                 delta = m1_new / (m2_new + EPSILON)
             else:
-                m2_new = beta2 * self.m2[i] + (1.0 - beta2) * tf.square(g)
+                m2_new = beta2 * m2 + (1.0 - beta2) * tf.square(g)
                 delta = m1_new / (tf.sqrt(m2_new) + EPSILON)
-            self.m2[i].assign(m2_new, read_value=False)
+            m2.assign(m2_new, read_value=False)
             # 1.0 * w == w exactly: skip the multiply when weight decay is off (the default).
             decayed = w if self.weight_decay == 1.0 else self.weight_decay * w
             w_new = decayed - alpha_t * delta
-            w.assign(w_new, read_value=False)
+            self._assign_params(group, w_new)
             if self.polyak:
-                self.ema[i].assign_sub((self.ema[i] - w_new) * self._ema_rate, read_value=False)
+                ema = self._flat["ema"][k]
+                ema.assign_sub((ema - w_new) * self._ema_rate, read_value=False)
         self.t.assign_add(1.0, read_value=False)
+
+    def _assign_params(self, group, flat_values):
+        pieces = tf.split(flat_values, group.sizes) if len(group.members) > 1 else [flat_values]
+        for i, piece in zip(group.members, pieces):
+            self._params[i].assign(tf.reshape(piece, self._params[i].shape), read_value=False)
 
     @tf.autograph.experimental.do_not_convert
     def swap_ema(self):
@@ -186,10 +218,10 @@ class Optimizer(tf.Module):
         """
         if not self.polyak:
             raise ValueError("swap_ema needs Polyak averages, but this Optimizer was built with polyak=False")
-        for w, avg in zip(self._params, self.ema):
-            tmp = avg.read_value()
-            avg.assign(w.read_value(), read_value=False)
-            w.assign(tmp, read_value=False)
+        for group, ema in zip(self._groups, self._flat["ema"]):
+            averages = ema.read_value()
+            ema.assign(_flatten([self._params[i] for i in group.members]), read_value=False)
+            self._assign_params(group, averages)
 
     @contextlib.contextmanager
     def averaged_weights(self):
@@ -241,6 +273,69 @@ def _check_params(params):
     return params
 
 
-def _slot(param, suffix, initial_value):
-    base = param.name.split(":")[0]
-    return tf.Variable(initial_value, dtype=param.dtype, trainable=False, name=f"{base}/{suffix}")
+class _Group(typing.NamedTuple):
+    members: tuple  # indices into params, consecutive
+    sizes: tuple    # their element counts
+    offsets: tuple  # where each starts in the group's flat variables
+
+
+def _groups(params, bucket_bytes):
+    """Consecutive runs of params of one dtype, each up to `bucket_bytes` (a larger parameter alone)."""
+    groups, members, used = [], [], 0
+    for i, p in enumerate(params):
+        nbytes = p.shape.num_elements() * p.dtype.size
+        if members and (used + nbytes > bucket_bytes or p.dtype != params[members[0]].dtype):
+            groups.append(members)
+            members, used = [], 0
+        members.append(i)
+        used += nbytes
+    groups.append(members)
+    out = []
+    for members in groups:
+        sizes = tuple(params[i].shape.num_elements() for i in members)
+        out.append(_Group(tuple(members), sizes, tuple(int(o) for o in np.cumsum((0,) + sizes[:-1]))))
+    return out
+
+
+def _flatten(tensors):
+    flat = [tf.reshape(x, [-1]) for x in tensors]
+    return flat[0] if len(flat) == 1 else tf.concat(flat, axis=0)
+
+
+class SlotView(tf.__internal__.tracking.Trackable):
+    """One parameter's m1, m2 or Polyak average: a slice of its group's flat variable, shaped as the
+    parameter.
+
+    It reads (`read_value`, `numpy`), assigns (`assign`) and checkpoints as the per-parameter
+    tf.Variable that held the slot before the state was kept flat: its checkpoint entry is
+    `<path>/.ATTRIBUTES/VARIABLE_VALUE` with the parameter's shape, so checkpoints written by either
+    layout restore into the other.
+    """
+
+    def __init__(self, flat, offset, shape, name):
+        self._flat, self._begin = flat, offset
+        self._end = offset + shape.num_elements()
+        self.shape, self.dtype, self.name = shape, flat.dtype, name
+
+    def read_value(self):
+        return tf.reshape(self._flat[self._begin:self._end], self.shape)
+
+    def numpy(self):
+        return self.read_value().numpy()
+
+    def assign(self, value):
+        value = tf.convert_to_tensor(value, dtype=self.dtype)
+        if not value.shape.is_compatible_with(self.shape):
+            raise ValueError(f"cannot assign a value of shape {value.shape} to {self.name!r} of shape {self.shape}")
+        return self._flat[self._begin:self._end].assign(tf.reshape(value, [-1]))
+
+    def _serialize_to_tensors(self):
+        return {"VARIABLE_VALUE": self.read_value()}
+
+    def _restore_from_tensors(self, restored_tensors):
+        return self.assign(restored_tensors["VARIABLE_VALUE"])
+
+
+# A view reads as a tensor wherever a variable would (tf.add(view, 1), param.assign(view), np.asarray).
+tf.register_tensor_conversion_function(
+    SlotView, lambda view, dtype=None, name=None, as_ref=False: tf.convert_to_tensor(view.read_value(), dtype))

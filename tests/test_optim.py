@@ -1,12 +1,15 @@
 """Tests for glow_tf.optim against openai optim.py's formulas (docs/original.md#optimiser, #warm-up)."""
 
 import math
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "optimizer_per_variable")
 
 # Hand-derivation setting: lr 0.1, beta1 0.5, beta2 0.75, one 2-element parameter starting at [1, -0.5],
 # gradients g1 = [1, -2] then g2 = [0.5, -3]. Then
@@ -227,8 +230,79 @@ def test_checkpoint_round_trip_continues_identically(kind, tmp_path):
 def test_optimizer_checkpoint_holds_only_its_own_state():
     params, opt = _make()
     assert opt.trainable_variables == ()
-    assert len(opt.variables) == 1 + 3 * len(params)  # t, and m1, m2, ema per parameter
+    assert len(opt.variables) == 1 + 3  # t, and one flat m1, m2 and ema for the two (small) parameters
     assert not {p.ref() for p in params} & {v.ref() for v in opt.variables}
+    assert sorted(v.shape.num_elements() for v in opt.variables) == [1, 11, 11, 11]
+
+
+def _fixture():
+    import importlib.util  # noqa: PLC0415
+    path = os.path.join(FIXTURES, "make.py")
+    spec = importlib.util.spec_from_file_location("optimizer_per_variable_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, np.load(os.path.join(FIXTURES, "state.npz"))
+
+
+@pytest.mark.parametrize("bucket_bytes", [1, 40, 1 << 20])
+def test_checkpoint_of_per_variable_state_resumes_bit_identically(bucket_bytes):
+    """A checkpoint written when each slot was a variable of its own (commit 8cbf723) restores into the
+    flat state, whatever the grouping, and three more steps give that code's weights, moments and
+    averages bit for bit."""
+    make, expected = _fixture()
+    params = make.make_params(seed=1)  # other values everywhere before the restore
+    opt = make.make_optimizer(params, bucket_bytes=bucket_bytes)
+    assert len(opt._groups) == {1: 3, 40: 2, 1 << 20: 1}[bucket_bytes]  # 24 + 16 bytes, then 24
+    tf.train.Checkpoint(params=params, optimizer=opt).restore(os.path.join(FIXTURES, "ckpt-1")).assert_consumed()
+    assert opt.t.numpy() == make.SAVED_AFTER + 1
+    for step in range(make.SAVED_AFTER, make.STEPS):
+        opt.apply([tf.constant(expected[f"grads_{step}_{i}"]) for i in range(len(params))], make.LR)
+    for name, values in (("param", params), ("m1", opt.m1), ("m2", opt.m2), ("ema", opt.ema)):
+        for i, v in enumerate(values):
+            np.testing.assert_array_equal(v.numpy(), expected[f"{name}_{i}"], err_msg=f"{name}_{i}")
+    assert opt.t.numpy() == expected["t"]
+
+
+def test_checkpoint_keeps_one_entry_per_parameter_and_slot(tmp_path):
+    """What the flat state writes has the entries, shapes and values of the per-variable layout, so
+    that earlier versions read it."""
+    make, _ = _fixture()
+    old = dict(tf.train.list_variables(os.path.join(FIXTURES, "ckpt-1")))
+    params = make.make_params(seed=0)
+    opt = make.make_optimizer(params, bucket_bytes=40)
+    for step, g in enumerate(make.gradients()[:make.SAVED_AFTER]):
+        opt.apply([tf.constant(x) for x in g], make.LR)
+    path = tf.train.Checkpoint(params=params, optimizer=opt).save(str(tmp_path / "ckpt"))
+    assert dict(tf.train.list_variables(path)) == old
+    reader, old_reader = tf.train.load_checkpoint(path), tf.train.load_checkpoint(os.path.join(FIXTURES, "ckpt-1"))
+    for key in old:
+        if key != "_CHECKPOINTABLE_OBJECT_GRAPH":
+            np.testing.assert_array_equal(reader.get_tensor(key), old_reader.get_tensor(key), err_msg=key)
+
+
+def test_groups_split_the_state_but_not_the_numbers():
+    """Every grouping gives the same bits (the arithmetic is per element); each slot view reads and
+    assigns its own slice."""
+    rng = np.random.default_rng(3)
+    shapes = [(3, 3, 4, 8), (8,), (1, 1, 8, 8), (5,), (2, 2)]
+    results = []
+    for bucket_bytes in (1, 200, 1000, 1 << 20):
+        params = [tf.Variable(np.random.default_rng(i).normal(size=s).astype(np.float32)) for i, s in enumerate(shapes)]
+        opt = Optimizer(params, "adam", beta2=0.9, weight_decay=0.99, bucket_bytes=bucket_bytes)
+        for step in range(4):
+            opt.apply(_grads(step, params), 1e-2)
+        results.append([v.numpy() for v in [*params, *opt.m1, *opt.m2, *opt.ema]])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+    view = opt.ema[3]
+    view.assign(np.arange(5, dtype=np.float32))
+    np.testing.assert_array_equal(opt.ema[3].numpy(), np.arange(5))
+    np.testing.assert_array_equal(opt.ema[2].numpy(), results[0][len(shapes) * 3 + 2])  # its neighbours untouched
+    np.testing.assert_array_equal(opt.ema[4].numpy(), results[0][len(shapes) * 3 + 4])
+    with pytest.raises(ValueError, match=r"shape \(4,\).*shape \(5,\)"):
+        view.assign(np.zeros(4, np.float32))
+    assert {g.members for g in Optimizer(params, beta2=0.9, bucket_bytes=1000)._groups} == {(0,), (1, 2, 3, 4)}
 
 
 @pytest.mark.parametrize("mode", ["python", "eager_tensor", "tf_function", "jit_compile"])
@@ -332,6 +406,9 @@ def test_bad_input_errors():
         Optimizer([], beta2=0.9)
     with pytest.raises(ValueError, match="twice"):
         Optimizer([w, w], beta2=0.9)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=f"bucket_bytes must be a positive integer, got {bad!r}"):
+            Optimizer([w], beta2=0.9, bucket_bytes=bad)
     opt = Optimizer([w, u], beta2=0.9)
     with pytest.raises(ValueError, match="unused_b"):
         opt.apply([tf.ones([2]), None], 1e-3)
