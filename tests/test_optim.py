@@ -1,7 +1,10 @@
 """Tests for glow_tf.optim against openai optim.py's formulas (docs/original.md#optimiser, #warm-up)."""
 
+import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -9,7 +12,8 @@ import tensorflow as tf
 
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "optimizer_per_variable")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(REPO, "tests", "fixtures", "optimizer_per_variable")
 
 # Hand-derivation setting: lr 0.1, beta1 0.5, beta2 0.75, one 2-element parameter starting at [1, -0.5],
 # gradients g1 = [1, -2] then g2 = [0.5, -3]. Then
@@ -432,3 +436,39 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="polyak=False"):
         Optimizer([w], beta2=0.9, polyak=False).swap_ema()
     assert opt.t.numpy() == 1.0  # nothing above updated anything
+
+
+# TensorFlow picks its CPU allocator at its first allocation, and only the BFC allocator (switched on
+# by TF_CPU_ALLOCATOR_USE_BFC) counts every tensor: one process for the measurement.
+_UPDATE_PEAK = r"""
+import json
+import numpy as np, tensorflow as tf
+from common import transient_bytes
+from glow_tf.optim import Optimizer
+rng = np.random.default_rng(0)
+# 297 parameters of the bench configuration's kinds of shape (biases, actnorms, 1x1 convs, 3x3 filters)
+sizes = rng.choice([128, 256, 144, 3 * 3 * 13 * 128, 128 * 128, 3 * 3 * 129 * 12, 3 * 3 * 129 * 24], size=297)
+params = [tf.Variable(rng.normal(size=int(s)).astype(np.float32)) for s in sizes]
+grads = [tf.zeros_like(p) for p in params]
+out = {"params": sum(int(s) for s in sizes) * 4}
+for name, kwargs in (("per_parameter", {"bucket_bytes": 1}), ("default", {}), ("one_group", {"bucket_bytes": 2**30})):
+    opt = Optimizer(params, beta2=0.9, **kwargs)
+    update = tf.function(lambda g: opt.apply(g, 0.0))
+    out[name] = transient_bytes(lambda: update(grads))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_update_temporary_memory_is_bounded_by_a_group_not_the_model():
+    """The flat update copies a group's gradients and weights; with the default groups its peak stays
+    within a few MiB of one parameter at a time (the layout before), where one group of every
+    parameter holds several copies of the model (the measure sees them)."""
+    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "bench")])}  # bench/common.py: the measure
+    proc = subprocess.run([sys.executable, "-c", _UPDATE_PEAK], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    peak = json.loads(proc.stdout.strip().splitlines()[-1])
+    mib = 2**20
+    assert peak["one_group"] > peak["per_parameter"] + 2 * peak["params"], peak
+    assert peak["default"] < peak["per_parameter"] + 8 * mib, peak
