@@ -286,3 +286,18 @@ def test_manifests_follow_the_managers_rotation(tmp_path):
         files = json.load(f)["files"]
     assert sorted(files) == ["ckpt-3.data-00000-of-00001", "ckpt-3.index"]
     assert files["ckpt-3.index"]["bytes"] == os.path.getsize(tmp_path / "checkpoints" / "ckpt-3.index")
+
+
+def test_load_run_with_polyak_loads_the_averages_the_checkpoint_holds(digits_run):
+    """`load_run(..., polyak=True)` (`glow-tf ... --polyak`) gives the model the Polyak averages that
+    train.py's checkpoint holds, entry by entry as the optimiser saved them, not the raw weights."""
+    from glow_tf import load_run  # noqa: PLC0415
+
+    averaged, prefix = load_run(str(digits_run), polyak=True)
+    raw, _ = load_run(str(digits_run))
+    reader = tf.train.load_checkpoint(prefix)
+    differ = 0
+    for i, (a, r) in enumerate(zip(averaged.trainable_variables, raw.trainable_variables)):
+        np.testing.assert_array_equal(a.numpy(), reader.get_tensor(f"optimizer/ema/{i}/.ATTRIBUTES/VARIABLE_VALUE"))
+        differ += not np.array_equal(a.numpy(), r.numpy())
+    assert differ > len(raw.trainable_variables) // 2  # the averages are not the weights
