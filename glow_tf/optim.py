@@ -213,7 +213,8 @@ class Optimizer(tf.Module):
             if self.polyak:
                 ema = self._flat["ema"][k]
                 done.append(ema.assign_sub((ema - w_new) * self._ema_rate, read_value=False))
-            done = [op for op in done if not tf.executing_eagerly()]
+            if tf.executing_eagerly():
+                done = []  # the assignments have run (and return None)
         self.t.assign_add(1.0, read_value=False)
 
     def _assign_params(self, group, flat_values):
@@ -347,6 +348,6 @@ class SlotView(tf.__internal__.tracking.Trackable):
         return self.assign(restored_tensors["VARIABLE_VALUE"])
 
 
-# A view reads as a tensor wherever a variable would (tf.add(view, 1), param.assign(view), np.asarray).
+# A view reads as a tensor wherever a variable would (tf.add(view, 1), param.assign(view)).
 tf.register_tensor_conversion_function(
     SlotView, lambda view, dtype=None, name=None, as_ref=False: tf.convert_to_tensor(view.read_value(), dtype))
