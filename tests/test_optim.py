@@ -1,19 +1,16 @@
 """Tests for glow_tf.optim against openai optim.py's formulas (docs/original.md#optimiser, #warm-up)."""
 
-import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from allocator_peaks import measure_in_bfc_process
 from glow_tf.optim import Optimizer, beta2_from, warmup_lr
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(REPO, "tests", "fixtures", "optimizer_per_variable")
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "optimizer_per_variable")
 
 # Hand-derivation setting: lr 0.1, beta1 0.5, beta2 0.75, one 2-element parameter starting at [1, -0.5],
 # gradients g1 = [1, -2] then g2 = [0.5, -3]. Then
@@ -438,8 +435,7 @@ def test_bad_input_errors():
     assert opt.t.numpy() == 1.0  # nothing above updated anything
 
 
-# TensorFlow picks its CPU allocator at its first allocation, and only the BFC allocator (switched on
-# by TF_CPU_ALLOCATOR_USE_BFC) counts every tensor: one process for the measurement.
+# One process for the measurement (allocator_peaks).
 _UPDATE_PEAK = r"""
 import json
 import numpy as np, tensorflow as tf
@@ -464,11 +460,7 @@ def test_update_temporary_memory_is_bounded_by_a_group_not_the_model():
     """The flat update copies a group's gradients and weights; with the default groups its peak stays
     within a few groups' sizes of one parameter at a time (the layout before), where one group of every
     parameter holds several copies of the model (the measure sees them)."""
-    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "bench")])}  # bench/common.py: the measure
-    proc = subprocess.run([sys.executable, "-c", _UPDATE_PEAK], capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    peak = json.loads(proc.stdout.strip().splitlines()[-1])
+    peak = measure_in_bfc_process(_UPDATE_PEAK, timeout=600)
     assert peak["one_group"] > peak["per_parameter"] + 2 * peak["params"], peak
     # about six copies of one 1 MiB group (gradients, weights, moments, new weights), each of which the
     # allocator may serve from a chunk up to twice its size: measured 6-9 MiB over one at a time

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from allocator_peaks import measure_in_bfc_process
 from glow_tf import Glow, GlowConfig
 from glow_tf import reversible
 from glow_tf.checkpoint import original_variable_map
@@ -285,8 +286,7 @@ def test_train_py_contradicting_flags(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("train.py: error: --backprop checkpoint"), proc.stderr
 
 
-# One process per measurement: TensorFlow picks its CPU allocator at its first allocation, and only the
-# BFC allocator (switched on by TF_CPU_ALLOCATOR_USE_BFC) counts every tensor in get_memory_info.
+# One process per measurement (allocator_peaks).
 _ACTIVATION_PEAK = r"""
 import json, sys
 import numpy as np, tensorflow as tf
@@ -316,12 +316,8 @@ def _activation_peaks(mode, depths):
     """{depth: bytes}: the allocator's peak of a forward + input-gradient pass beyond what was held
     before it, least of 3 calls, as bench/memory.py measures it (a 16 px, 2-level, width-64 model at
     batch 16: per flow step its activations outweigh its filters)."""
-    env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "bench")])}  # bench/common.py: the measure
-    proc = subprocess.run([sys.executable, "-c", _ACTIVATION_PEAK, mode, ",".join(map(str, depths))],
-                          capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+    peaks = measure_in_bfc_process(_ACTIVATION_PEAK, mode, ",".join(map(str, depths)))
+    return {int(k): v for k, v in peaks.items()}
 
 
 @pytest.mark.slow
